@@ -1,0 +1,209 @@
+"""The request as strategies see it (`Call`) and the per-call record they annotate (`CallTrace`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+from typing_extensions import Self
+
+if TYPE_CHECKING:
+    from .ledger import LedgerEntry
+
+__all__ = ["REMOVE", "Call", "CallTrace", "Method"]
+
+Method = Literal["create", "parse", "embeddings"]
+"""Which SDK method the terminal step calls for a `Call`."""
+
+
+class _Remove:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "costwise.REMOVE"
+
+
+REMOVE: Any = _Remove()
+"""Pass as a value to :meth:`Call.replace` to delete that argument from the request."""
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _new_id() -> str:
+    # 16 random bytes: unique across processes and hosts without coordination (ledger de-dup key).
+    return os.urandom(16).hex()
+
+
+class CallTrace:
+    """What happened while answering one logical call; the ledger is written from it.
+
+    One `CallTrace` is shared by every `Call` derived from the caller's request (rewrites,
+    cascade attempts, side calls), so strategies can leave notes that end up in the ledger:
+    which strategy acted, why an attempt was rejected, how many prompt tokens a compressor
+    removed. It is created by the client for each call and never shared between calls, so it
+    needs no lock for the pipeline itself; `entries` is guarded because a stream may finish on
+    another thread.
+    """
+
+    __slots__ = (
+        "_by_response",
+        "_lock",
+        "acted",
+        "baseline_extra_prompt_tokens",
+        "baseline_model",
+        "call_id",
+        "detail",
+        "entries",
+        "feature",
+        "finished",
+        "hit",
+        "hit_by",
+        "started",
+        "url",
+    )
+
+    def __init__(self, *, feature: str, baseline_model: str, url: str = "") -> None:
+        self.call_id = _new_id()
+        self.feature = feature
+        self.baseline_model = baseline_model
+        self.started = time.time()
+        self.entries: list[LedgerEntry] = []
+        self.acted: list[str] = []
+        self.detail: dict[str, Any] = {}
+        self.baseline_extra_prompt_tokens = 0
+        self.hit: Any = None
+        self.hit_by: str | None = None
+        self.url = url
+        self.finished = False
+        self._by_response: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def act(self, strategy: str, **detail: Any) -> None:
+        """Note that `strategy` changed or answered this call (shown in the ledger's strategy)."""
+        if strategy not in self.acted:
+            self.acted.append(strategy)
+        self.detail.update(detail)
+
+    def answered(self, strategy: str, completion: Any, **detail: Any) -> None:
+        """Note that `strategy` answered without calling upstream, with `completion`.
+
+        The ledger records a zero-cost ``hit`` entry whose baseline is what `completion`'s
+        usage costs at the caller's model.
+        """
+        self.hit, self.hit_by = completion, strategy
+        self.act(strategy, **detail)
+
+    def annotate(self, response: object, **fields: Any) -> None:
+        """Set ledger fields (``reason=...``) on the entry of the attempt that gave `response`."""
+        with self._lock:
+            index = self._by_response.get(id(response))
+            if index is not None:
+                self.entries[index] = dataclasses.replace(self.entries[index], **fields)
+
+    def add(self, entry: LedgerEntry, response: object = None) -> None:
+        """Queue a ledger entry; `response` links it to the object returned upstream."""
+        with self._lock:
+            if response is not None:
+                self._by_response[id(response)] = len(self.entries)
+            self.entries.append(entry)
+
+    def entry_for(self, response: object) -> int | None:
+        """Index of the entry whose upstream attempt produced `response`, if any."""
+        return self._by_response.get(id(response))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Call:
+    """One request on its way through the strategy pipeline. Immutable.
+
+    Strategies never edit a `Call`; they derive a new one with :meth:`replace` (SDK
+    arguments) or :meth:`evolve` (costwise fields). The caller's own objects are never
+    mutated: `kwargs` is a read-only view of a copy.
+
+    Attributes:
+        kwargs: the SDK keyword arguments, exactly as they will be sent (minus costwise's own).
+        feature: the spend tag the call is recorded under.
+        options: costwise's per-call options (``cache=False``, ``task="classify"``, ...).
+        method: which SDK method the terminal step calls.
+        is_async: the call came from `AsyncCostwiseClient`.
+        raw: the call came through ``with_raw_response`` or ``with_streaming_response``;
+            only request-side strategies run.
+        purpose: ``None`` for the caller's request; a word such as ``"judge"`` or
+            ``"compress"`` for a side call a strategy makes. Side calls skip the strategies
+            below the one that made them and are recorded as overhead.
+        tier: the cascade tier this attempt belongs to, when a cascade made it.
+        trace: the shared record of the logical call (see `CallTrace`).
+    """
+
+    kwargs: Mapping[str, Any]
+    feature: str
+    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    method: Method = "create"
+    is_async: bool = False
+    raw: bool = False
+    purpose: str | None = None
+    tier: int | None = None
+    trace: CallTrace = field(compare=False, repr=False)
+
+    @property
+    def model(self) -> str:
+        """The model this call will be sent to."""
+        return str(self.kwargs.get("model", ""))
+
+    @property
+    def messages(self) -> list[Any]:
+        """The request's messages (a list; do not edit it, use `replace`)."""
+        msgs = self.kwargs.get("messages", ())
+        return msgs if isinstance(msgs, list) else list(msgs)
+
+    @property
+    def stream(self) -> bool:
+        """Whether the caller asked for a stream."""
+        return self.kwargs.get("stream") is True
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """A per-call costwise option, or `default`."""
+        return self.options.get(name, default)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with SDK arguments changed; pass `costwise.REMOVE` to delete one.
+
+        Example:
+            >>> cheaper = call.replace(model="gpt-4o-mini")
+        """
+        kwargs = dict(self.kwargs)
+        for key, value in changes.items():
+            if value is REMOVE:
+                kwargs.pop(key, None)
+            else:
+                kwargs[key] = value
+        return dataclasses.replace(self, kwargs=MappingProxyType(kwargs))
+
+    def evolve(self, **changes: Any) -> Self:
+        """A copy with costwise fields (`purpose`, `tier`, `options`, ...) changed."""
+        if "options" in changes:
+            changes["options"] = MappingProxyType(dict(changes["options"]))
+        return dataclasses.replace(self, **changes)
+
+    def side_call(self, purpose: str, *, method: Method = "create", **kwargs: Any) -> Self:
+        """A new side request made on behalf of this call (a judge, a compression, ...).
+
+        It shares this call's feature and trace, is recorded as overhead, and goes straight
+        upstream without passing through the remaining strategies. Use
+        ``method="embeddings"`` for an embeddings request.
+        """
+        return dataclasses.replace(
+            self,
+            kwargs=MappingProxyType(kwargs),
+            options=_EMPTY,
+            method=method,
+            raw=False,
+            purpose=purpose,
+            tier=None,
+        )

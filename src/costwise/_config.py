@@ -1,0 +1,160 @@
+"""A client's costwise configuration, shared by the sync and async resources and by copies."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ._call import Call, CallTrace, Method
+from ._compat import OPTIONS_HEADER, raw_mode
+from ._exceptions import ConfigurationError
+from ._feature import UNTAGGED, current_feature, validate_feature
+from ._meter import Meter
+from ._pipeline import Pipeline, arun, run
+from ._streaming import AsyncCostwiseStream, CostwiseStream
+from .ledger import Ledger, LedgerEntry, LedgerStore
+
+if TYPE_CHECKING:
+    from .pricing import PriceTable
+    from .tokens import Tokenizer
+    from .typing import StrategyLike
+
+__all__ = ["BUILTIN_OPTIONS", "Config"]
+
+BUILTIN_OPTIONS = frozenset({
+    "feature", "cache", "cache_ttl", "cache_refresh", "cache_scope", "semantic", "task",
+    "max_budget_usd", "buffer_stream", "compress",
+})
+"""Per-call keywords costwise always takes out of ``create``'s arguments (see CostwiseOptions),
+whether or not a strategy that reads them is configured, so removing a strategy never turns
+them into SDK errors."""
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything costwise adds to a client. Immutable; copies of a client share it."""
+
+    pipeline: Pipeline
+    meter: Meter
+    option_names: frozenset[str]
+    default_feature: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        strategies: Sequence[StrategyLike],
+        ledger: Ledger | LedgerStore | str | os.PathLike[str] | None,
+        prices: PriceTable | None,
+        tokenizer: Tokenizer | None,
+        on_record: Sequence[Callable[[Sequence[LedgerEntry]], None]],
+    ) -> Config:
+        from .pricing import PriceTable
+        from .tokens import default_tokenizer
+
+        if prices is None:
+            prices = PriceTable.default()
+        elif not isinstance(prices, PriceTable):
+            msg = f"prices must be a costwise.pricing.PriceTable, got {type(prices).__name__}"
+            raise ConfigurationError(msg)
+        if not isinstance(ledger, Ledger):
+            ledger = Ledger(ledger, on_record=on_record)
+        elif on_record:
+            msg = "pass on_record= to Ledger(...) when you pass a Ledger object"
+            raise ConfigurationError(msg)
+        pipeline = Pipeline(strategies)
+        meter = Meter(ledger=ledger, prices=prices, tokenizer=tokenizer or default_tokenizer())
+        for strategy in pipeline:
+            bind = getattr(strategy, "bind", None)
+            if callable(bind):  # strategies that need prices/tokenizer/ledger get them here
+                bind(meter)
+        return cls(pipeline, meter, BUILTIN_OPTIONS | pipeline.options)
+
+    def with_feature(self, name: str) -> Config:
+        return replace(self, default_feature=validate_feature(name))
+
+    def make_call(
+        self, kwargs: dict[str, Any], *, method: Method, is_async: bool, base_url: str
+    ) -> Call:
+        """Split costwise's options out of `kwargs` (a fresh dict) and build the `Call`."""
+        options: dict[str, Any] = {}
+        headers = kwargs.get("extra_headers")
+        if headers and OPTIONS_HEADER in headers:
+            headers = dict(headers)
+            options.update(json.loads(headers.pop(OPTIONS_HEADER)))
+            kwargs["extra_headers"] = headers
+        for name in self.option_names.intersection(kwargs):
+            options[name] = kwargs.pop(name)
+        tag = options.pop("feature", None)
+        if tag is None:
+            tag = current_feature() or self.default_feature or UNTAGGED
+        else:
+            validate_feature(tag)
+        model = kwargs.get("model")
+        if model is not None and not isinstance(model, str):
+            msg = f"model must be a string, got {type(model).__name__}"
+            raise TypeError(msg)
+        trace = CallTrace(feature=tag, baseline_model=model or "", url=base_url)
+        return Call(
+            kwargs=MappingProxyType(kwargs),
+            feature=tag,
+            options=MappingProxyType(options) if options else _EMPTY,
+            method=method,
+            is_async=is_async,
+            raw=raw_mode(headers),
+            trace=trace,
+        )
+
+    def stream_options_header(self, kwargs: dict[str, Any], feature: str | None) -> None:
+        """Move costwise options of a ``.stream()`` call into the private header (in place)."""
+        options = {name: kwargs.pop(name) for name in self.option_names.intersection(kwargs)}
+        if feature is not None:
+            options["feature"] = validate_feature(feature)
+        elif "feature" in options:
+            validate_feature(options["feature"])
+        else:
+            tag = current_feature()  # .stream() sends when entered: capture the tag now
+            if tag is not None:
+                options["feature"] = tag
+        if options:
+            headers = dict(kwargs.get("extra_headers") or {})
+            headers[OPTIONS_HEADER] = json.dumps(options, default=str)
+            kwargs["extra_headers"] = headers
+
+    def _settle(self, call: Call, result: Any) -> Any:
+        trace, meter = call.trace, self.meter
+        if isinstance(result, CostwiseStream | AsyncCostwiseStream) and trace.hit is None:
+            result.add_done_callback(lambda _chunks, _ok: meter.finish(trace, result))
+        else:
+            meter.finish(trace, result)
+        return result
+
+    def run(self, call: Call, sdk: Callable[[Method], Callable[..., Any]]) -> Any:
+        """Answer `call` through the pipeline; `sdk(method)` gives the bound SDK method."""
+        meter = self.meter
+        try:
+            result = run(self.pipeline.steps, call, lambda c: meter.send(c, sdk(c.method)))
+        except BaseException:
+            meter.finish(call.trace, None)
+            raise
+        return self._settle(call, result)
+
+    async def arun(self, call: Call, sdk: Callable[[Method], Callable[..., Any]]) -> Any:
+        """The async twin of `run`."""
+        meter = self.meter
+
+        async def terminal(c: Call) -> Any:
+            return await meter.asend(c, sdk(c.method))
+
+        try:
+            result = await arun(self.pipeline.steps, call, terminal)
+        except BaseException:
+            meter.finish(call.trace, None)
+            raise
+        return self._settle(call, result)

@@ -1,0 +1,142 @@
+"""The SDK resource subclasses: the only code that touches SDK resource classes.
+
+``client.chat.completions`` of a costwise client is a `CostwiseCompletions`, whose ``create``,
+``parse`` and ``stream`` take costwise's per-call options and run the pipeline. The terminal
+step calls the SDK's own method (``Completions.create(self, ...)``), so the SDK's retries,
+auth, timeouts and error types are untouched.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, overload
+
+from openai import AsyncStream, Stream
+from openai.lib.streaming.chat import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
+from openai.resources.chat import AsyncChat, Chat
+from openai.resources.chat.completions import AsyncCompletions, Completions
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ParsedChatCompletion
+from typing_extensions import Unpack, override
+
+from ._call import Method
+
+if TYPE_CHECKING:
+    from ._config import Config
+    from .typing import CreateKwargs, CreateStreamKwargs
+
+__all__ = ["AsyncCostwiseChat", "AsyncCostwiseCompletions", "CostwiseChat", "CostwiseCompletions"]
+
+
+class CostwiseCompletions(Completions):
+    """``client.chat.completions`` of a `CostwiseClient`: the SDK's, plus costwise options."""
+
+    @property
+    def _costwise(self) -> Config:
+        return self._client._costwise  # type: ignore[attr-defined, no-any-return]  # set by CostwiseClient
+
+    def _sdk(self, method: Method) -> Any:
+        if method == "create":
+            return lambda **kw: Completions.create(self, **kw)
+        if method == "parse":
+            return lambda **kw: Completions.parse(self, **kw)
+        return self._client.embeddings.create
+
+    @overload  # type: ignore[override]  # adds costwise's keywords to the SDK's overloads
+    def create(self, **kwargs: Unpack[CreateKwargs]) -> ChatCompletion: ...
+    @overload
+    def create(self, **kwargs: Unpack[CreateStreamKwargs]) -> Stream[ChatCompletionChunk]: ...
+
+    @override
+    def create(self, **kwargs: Any) -> ChatCompletion | Stream[ChatCompletionChunk]:
+        """Create a chat completion through the costwise pipeline.
+
+        Takes every argument the SDK's ``create`` takes, plus costwise's per-call options
+        (`costwise.typing.CostwiseOptions`: ``feature=``, ``cache=``, ``task=``, ...).
+        Returns exactly what the SDK returns; SDK errors pass through unchanged.
+        """
+        cfg = self._costwise
+        call = cfg.make_call(kwargs, method="create", is_async=False, base_url=self._url)
+        return cfg.run(call, self._sdk)  # type: ignore[no-any-return]
+
+    @cached_property
+    def _url(self) -> str:
+        return f"{str(self._client.base_url).rstrip('/')}/chat/completions"
+
+    @override
+    def parse(self, *, feature: str | None = None, **kwargs: Any) -> ParsedChatCompletion[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
+        """The SDK's ``parse`` (structured outputs), priced and tagged like ``create``."""
+        if feature is not None:
+            kwargs["feature"] = feature
+        cfg = self._costwise
+        call = cfg.make_call(kwargs, method="parse", is_async=False, base_url=self._url)
+        return cfg.run(call, self._sdk)  # type: ignore[no-any-return]
+
+    @override
+    def stream(self, *, feature: str | None = None, **kwargs: Any) -> ChatCompletionStreamManager[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
+        """The SDK's ``.stream()`` helper; ``feature=`` and costwise options work here too."""
+        self._costwise.stream_options_header(kwargs, feature)
+        return super().stream(**kwargs)
+
+
+class AsyncCostwiseCompletions(AsyncCompletions):
+    """``client.chat.completions`` of an `AsyncCostwiseClient`."""
+
+    @property
+    def _costwise(self) -> Config:
+        return self._client._costwise  # type: ignore[attr-defined, no-any-return]  # set by AsyncCostwiseClient
+
+    def _sdk(self, method: Method) -> Any:
+        if method == "create":
+            return lambda **kw: AsyncCompletions.create(self, **kw)
+        if method == "parse":
+            return lambda **kw: AsyncCompletions.parse(self, **kw)
+        return self._client.embeddings.create
+
+    @cached_property
+    def _url(self) -> str:
+        return f"{str(self._client.base_url).rstrip('/')}/chat/completions"
+
+    @overload  # type: ignore[override]  # adds costwise's keywords to the SDK's overloads
+    async def create(self, **kwargs: Unpack[CreateKwargs]) -> ChatCompletion: ...
+    @overload
+    async def create(self, **kwargs: Unpack[CreateStreamKwargs]) -> AsyncStream[ChatCompletionChunk]: ...
+
+    @override
+    async def create(self, **kwargs: Any) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
+        """Create a chat completion through the costwise pipeline (see the sync twin)."""
+        cfg = self._costwise
+        call = cfg.make_call(kwargs, method="create", is_async=True, base_url=self._url)
+        return await cfg.arun(call, self._sdk)  # type: ignore[no-any-return]
+
+    @override
+    async def parse(self, *, feature: str | None = None, **kwargs: Any) -> ParsedChatCompletion[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
+        """The SDK's ``parse``, priced and tagged like ``create``."""
+        if feature is not None:
+            kwargs["feature"] = feature
+        cfg = self._costwise
+        call = cfg.make_call(kwargs, method="parse", is_async=True, base_url=self._url)
+        return await cfg.arun(call, self._sdk)  # type: ignore[no-any-return]
+
+    @override
+    def stream(self, *, feature: str | None = None, **kwargs: Any) -> AsyncChatCompletionStreamManager[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
+        """The SDK's ``.stream()`` helper; ``feature=`` and costwise options work here too."""
+        self._costwise.stream_options_header(kwargs, feature)
+        return super().stream(**kwargs)
+
+
+class CostwiseChat(Chat):
+    """``client.chat`` of a `CostwiseClient`."""
+
+    @cached_property
+    @override
+    def completions(self) -> CostwiseCompletions:
+        return CostwiseCompletions(self._client)
+
+
+class AsyncCostwiseChat(AsyncChat):
+    """``client.chat`` of an `AsyncCostwiseClient`."""
+
+    @cached_property
+    @override
+    def completions(self) -> AsyncCostwiseCompletions:
+        return AsyncCostwiseCompletions(self._client)

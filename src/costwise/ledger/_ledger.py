@@ -1,0 +1,205 @@
+"""The ledger: records every priced attempt and answers "where did the money go?"."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from .._exceptions import CostwiseWarning, LedgerError
+from ._entry import FIELDS, LedgerEntry
+from ._report import Report
+from ._store import Group, LedgerStore, MemoryStore
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["Ledger", "TimeLike", "default_ledger_path", "to_timestamp"]
+
+logger = logging.getLogger("costwise")
+
+TimeLike = "float | int | str | dt.datetime | dt.date | None"
+
+
+def default_ledger_path() -> Path:
+    """Where the default SQLite ledger lives: ``$COSTWISE_LEDGER``, else the user data dir."""
+    env = os.environ.get("COSTWISE_LEDGER")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "costwise" / "ledger.sqlite"
+
+
+def to_timestamp(value: float | int | str | dt.datetime | dt.date | None) -> float | None:
+    """Unix seconds from a number, a date (UTC midnight), a datetime (naive = UTC) or ISO text.
+
+    Raises:
+        ValueError: the text is not an ISO date or datetime.
+    """
+    if value is None or isinstance(value, float | int):
+        return None if value is None else float(value)
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            msg = f"not a date or time: {value!r} (use ISO 8601, e.g. 2026-11-01 or 2026-11-01T09:30)"
+            raise ValueError(msg) from None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.timestamp()
+
+
+class Ledger:
+    """Records what every call cost and would have cost, and reports spend.
+
+    Each client has one (``client.ledger``); copies made by ``with_options`` share it. It
+    writes through a `LedgerStore`: SQLite by default, `MemoryStore` in tests, `RedisStore`
+    for many hosts. If the store fails, entries are kept in memory, a `CostwiseWarning` is
+    issued, and the next write retries them: none is lost, and stores ignore repeated ids,
+    so none is counted twice.
+
+    Args:
+        store: a store, or a path for a `SQLiteStore`. ``None`` uses `default_ledger_path`.
+        on_record: callables given each batch of entries after it is stored (httpx-style
+            event hooks). A hook that raises propagates its error.
+
+    Example:
+        >>> print(client.ledger.report())
+    """
+
+    def __init__(
+        self,
+        store: LedgerStore | str | os.PathLike[str] | None = None,
+        *,
+        on_record: Sequence[Callable[[Sequence[LedgerEntry]], None]] = (),
+    ) -> None:
+        if store is None or isinstance(store, str | os.PathLike):
+            from ._sqlite import SQLiteStore
+
+            store = SQLiteStore(default_ledger_path() if store is None else store)
+        elif not isinstance(store, LedgerStore):
+            msg = f"ledger store {store!r} lacks the LedgerStore methods (write, entries, aggregate, ...)"
+            raise TypeError(msg)
+        self.store: LedgerStore = store
+        self._hooks = tuple(on_record)
+        self._pending: list[LedgerEntry] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def memory(cls) -> Ledger:
+        """A ledger kept in memory (tests, notebooks)."""
+        return cls(MemoryStore())
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        """Store entries (atomically), retrying any that an earlier failure left pending."""
+        with self._lock:
+            batch = [*self._pending, *entries] if self._pending else list(entries)
+            try:
+                self.store.write(batch)
+            except Exception as exc:  # any store failure: keep the entries, never lose them
+                self._pending = batch
+                warnings.warn(
+                    f"ledger store {self.store!r} failed ({exc}); {len(batch)} entries are kept "
+                    f"in memory and retried on the next write",
+                    CostwiseWarning,
+                    stacklevel=3,
+                )
+                return
+            self._pending = []
+        for hook in self._hooks:
+            hook(entries)
+
+    @property
+    def pending(self) -> int:
+        """Entries waiting to be written after a store failure."""
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Retry writing pending entries now."""
+        self.record(())
+
+    def report(
+        self,
+        *,
+        by: Group = "feature",
+        since: float | str | dt.datetime | dt.date | None = None,
+        until: float | str | dt.datetime | dt.date | None = None,
+    ) -> Report:
+        """Spend, baseline and savings grouped by feature, model, strategy or day.
+
+        Args:
+            by: ``"feature"``, ``"model"``, ``"strategy"`` or ``"day"`` (UTC).
+            since: include entries at or after this time (unix seconds, date, datetime, ISO).
+            until: include entries before this time.
+
+        Returns:
+            A `Report`: ``print()`` it, or call ``to_dicts()``.
+        """
+        self.flush()
+        rows = self.store.aggregate(by=by, since=to_timestamp(since), until=to_timestamp(until))
+        return Report(rows, by)
+
+    def entries(
+        self,
+        *,
+        since: float | str | dt.datetime | dt.date | None = None,
+        until: float | str | dt.datetime | dt.date | None = None,
+    ) -> Iterator[LedgerEntry]:
+        """Every entry in the time range, oldest first."""
+        self.flush()
+        return self.store.entries(since=to_timestamp(since), until=to_timestamp(until))
+
+    def export_csv(self, out: str | os.PathLike[str] | IO[str], **when: Any) -> int:
+        """Write entries as CSV (one row per entry); returns how many were written."""
+        return self._export(out, "csv", **when)
+
+    def export_jsonl(self, out: str | os.PathLike[str] | IO[str], **when: Any) -> int:
+        """Write entries as JSON lines; returns how many were written."""
+        return self._export(out, "jsonl", **when)
+
+    def _export(self, out: str | os.PathLike[str] | IO[str], fmt: str, **when: Any) -> int:
+        if isinstance(out, str | os.PathLike):
+            with open(out, "w", newline="", encoding="utf-8") as fh:
+                return self._export(fh, fmt, **when)
+        n = 0
+        writer = csv.DictWriter(out, fieldnames=FIELDS) if fmt == "csv" else None
+        if writer is not None:
+            writer.writeheader()
+        for entry in self.entries(**when):
+            row = entry.to_dict()
+            if writer is not None:
+                row["detail"] = json.dumps(row["detail"]) if row["detail"] else ""
+                writer.writerow(row)
+            else:
+                out.write(json.dumps(row, separators=(",", ":")) + "\n")
+            n += 1
+        return n
+
+    def to_dataframe(self, **when: Any) -> pandas.DataFrame:
+        """Entries as a pandas DataFrame (needs pandas installed)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            msg = "Ledger.to_dataframe() needs pandas: pip install pandas"
+            raise ImportError(msg) from exc
+        return pd.DataFrame([e.to_dict() for e in self.entries(**when)], columns=list(FIELDS))
+
+    def close(self) -> None:
+        """Flush pending entries and close the store."""
+        self.flush()
+        if self._pending:
+            msg = f"{len(self._pending)} ledger entries could not be written to {self.store!r}"
+            raise LedgerError(msg)
+        self.store.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.store!r})"

@@ -1,0 +1,246 @@
+"""Ledger stores: durability, concurrency, idempotence, reports and bad files."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from costwise import CostwiseWarning, LedgerError
+from costwise.ledger import (
+    Ledger,
+    LedgerEntry,
+    MemoryStore,
+    SQLiteStore,
+    aggregate_entries,
+)
+
+
+def entry(i: int, *, feature: str = "f", cost: int | None = 100, final: bool = True,
+          ts: float | None = None, kind: str = "upstream", tier: int | None = None) -> LedgerEntry:
+    return LedgerEntry(
+        id=f"id-{os.getpid()}-{i}", call_id=f"call-{i}", ts=ts if ts is not None else 1_700_000_000.0 + i,
+        feature=feature, requested_model="gpt-4o", model="gpt-4o-mini", kind=kind,  # type: ignore[arg-type]
+        prompt_tokens=10, completion_tokens=5, cost_nanos=cost, baseline_nanos=300 if final else 0,
+        final=final, tier=tier,
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryStore | SQLiteStore:
+    return MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "l.sqlite")
+
+
+class TestStores:
+    def test_write_is_idempotent(self, store: MemoryStore | SQLiteStore) -> None:
+        """Writing the same entry twice stores it once (retries never double count)."""
+        e = entry(1)
+        store.write([e])
+        store.write([e, entry(2)])
+        assert [x.id for x in store.entries()] == [e.id, entry(2).id]
+
+    def test_round_trip(self, store: MemoryStore | SQLiteStore) -> None:
+        """Every field survives storage."""
+        e = LedgerEntry(
+            id="x", call_id="c", ts=1.5, feature="f", requested_model="a", model="b", kind="hit",
+            status="ok", strategy="cache", purpose=None, prompt_tokens=1, completion_tokens=2,
+            cached_tokens=3, cache_write_tokens=4, reasoning_tokens=5, cost_nanos=None,
+            baseline_nanos=7, final=True, estimated=True, latency_ms=1.25, tier=2, reason="r",
+            detail={"similarity": 0.93},
+        )
+        store.write([e])
+        assert list(store.entries()) == [e]
+
+    def test_aggregate_matches_python(self, store: MemoryStore | SQLiteStore) -> None:
+        """The store's totals equal a plain Python sum, for every grouping."""
+        entries = [
+            entry(i, feature=f"f{i % 3}", cost=None if i == 7 else i * 10, final=i % 4 != 0,
+                  kind="hit" if i % 5 == 0 else "upstream", tier=i % 2, ts=1_700_000_000 + i * 50_000)
+            for i in range(40)
+        ]
+        store.write(entries)
+        for by in ("feature", "model", "strategy", "day"):
+            assert store.aggregate(by=by) == aggregate_entries(entries, by)  # type: ignore[arg-type]
+        since = 1_700_000_000 + 10 * 50_000
+        until = 1_700_000_000 + 20 * 50_000
+        got = store.aggregate(since=since, until=until)
+        assert got == aggregate_entries([e for e in entries if since <= e.ts < until], "feature")
+        assert sum(r.calls for r in got) == sum(e.final for e in entries if since <= e.ts < until)
+
+    def test_spent(self, store: MemoryStore | SQLiteStore) -> None:
+        """spent_nanos sums known costs since a time, per feature or overall."""
+        store.write([entry(1, feature="a", cost=5), entry(2, feature="b", cost=7),
+                     entry(3, feature="a", cost=None)])
+        assert store.spent_nanos(since=0) == 12
+        assert store.spent_nanos(since=0, feature="a") == 5
+        assert store.spent_nanos(since=1_700_000_002.5) == 0
+
+
+class TestSQLiteFaults:
+    def test_corrupt_file(self, tmp_path: Path) -> None:
+        """A file that is not a database is reported by path at construction."""
+        path = tmp_path / "bad.sqlite"
+        path.write_bytes(b"this is not sqlite" * 100)
+        with pytest.raises(LedgerError, match="bad.sqlite") as err:
+            SQLiteStore(path)
+        assert err.value.path == str(path)
+
+    def test_other_database(self, tmp_path: Path) -> None:
+        """A SQLite file with other tables is not taken over."""
+        path = tmp_path / "other.sqlite"
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE users (id INTEGER)")
+        with pytest.raises(LedgerError, match="not a costwise ledger"):
+            SQLiteStore(path)
+
+    @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+    def test_unwritable_directory(self, tmp_path: Path) -> None:
+        """An unwritable path is reported at construction."""
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(LedgerError, match="locked"):
+            SQLiteStore(locked / "sub" / "l.sqlite")
+
+    def test_path_under_a_file(self, tmp_path: Path) -> None:
+        """A ledger path whose parent is a file is reported at construction (even as root)."""
+        blocker = tmp_path / "afile"
+        blocker.write_text("x")
+        with pytest.raises(LedgerError, match="afile"):
+            SQLiteStore(blocker / "l.sqlite")
+
+
+class FlakyStore(MemoryStore):
+    """A store that fails its first `failures` writes (an outage), then works."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def write(self, entries: Sequence[LedgerEntry]) -> None:
+        if self.failures:
+            self.failures -= 1
+            msg = "disk full"
+            raise OSError(msg)
+        super().write(entries)
+
+
+def test_store_failure_buffers_and_retries() -> None:
+    """A failing store loses nothing: entries wait in memory and are written once later."""
+    flaky = FlakyStore(failures=2)
+    ledger = Ledger(flaky)
+    with pytest.warns(CostwiseWarning, match="disk full"):
+        ledger.record([entry(1)])
+    with pytest.warns(CostwiseWarning, match="2 entries"):
+        ledger.record([entry(2)])
+    assert ledger.pending == 2
+    ledger.record([entry(3)])
+    assert ledger.pending == 0
+    assert sorted(e.id for e in flaky.entries()) == sorted(entry(i).id for i in (1, 2, 3))
+
+
+def test_hooks_get_entries() -> None:
+    """on_record hooks see each stored batch."""
+    seen: list[str] = []
+    ledger = Ledger(MemoryStore(), on_record=[lambda es: seen.extend(e.id for e in es)])
+    ledger.record([entry(1), entry(2)])
+    assert seen == [entry(1).id, entry(2).id]
+
+
+def _writer(path: str, start: int, n: int) -> None:
+    store = SQLiteStore(path)
+    for i in range(start, start + n):
+        store.write([entry(i, cost=1)])
+
+
+def test_many_processes_and_threads_lose_nothing(tmp_path: Path) -> None:
+    """4 processes x 3 threads writing one SQLite ledger: every entry stored exactly once."""
+    path = str(tmp_path / "shared.sqlite")
+    SQLiteStore(path)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_threads, args=(path, p)) for p in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = SQLiteStore(path)
+    assert store.spent_nanos(since=0) == 4 * 3 * 50
+    assert len({e.id for e in store.entries()}) == 4 * 3 * 50
+
+
+def _threads(path: str, proc: int) -> None:
+    threads = [threading.Thread(target=_writer, args=(path, (proc * 3 + t) * 1000, 50)) for t in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_survives_kill(tmp_path: Path) -> None:
+    """A call returned to the caller is in the ledger even if the process is killed next."""
+    path = tmp_path / "killed.sqlite"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from costwise.testing import FakeProvider, fake_client
+        client = fake_client(FakeProvider(), ledger={str(path)!r})
+        for i in range(5):
+            client.chat.completions.create(model="gpt-4o-mini",
+                messages=[{{"role": "user", "content": "hi"}}], feature="killed")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    report = Ledger(path).report()
+    assert report.row("killed").calls == 5
+
+
+def test_report_filters_and_groups(tmp_path: Path) -> None:
+    """report() filters by time (ISO dates too) and groups by day."""
+    ledger = Ledger(tmp_path / "r.sqlite")
+    day = 86_400
+    ledger.record([entry(i, ts=1_700_000_000 + i * day) for i in range(5)])
+    assert len(ledger.report(by="day")) == 5
+    assert ledger.report(since="2023-11-16", until="2023-11-18").total.calls == 2
+    with pytest.raises(ValueError, match="not a date"):
+        ledger.report(since="yesterday-ish")
+    with pytest.raises(ValueError, match="cannot group"):
+        ledger.report(by="colour")  # type: ignore[arg-type]
+
+
+def test_money_is_exact() -> None:
+    """Costs are Decimals computed from integer nano-dollars."""
+    e = entry(1, cost=123_456_789)
+    assert e.cost == Decimal("0.123456789")
+    ledger = Ledger(MemoryStore())
+    ledger.record([entry(i, cost=1) for i in range(1000)])
+    assert ledger.report().to_dicts()[0]["cost_usd"] == Decimal("0.000001")
+
+
+def test_export(tmp_path: Path) -> None:
+    """CSV and JSON lines exports hold every entry and no message text."""
+    ledger = Ledger(MemoryStore())
+    ledger.record([entry(i) for i in range(3)])
+    assert ledger.export_csv(tmp_path / "l.csv") == 3
+    assert ledger.export_jsonl(tmp_path / "l.jsonl") == 3
+    rows = [json.loads(line) for line in (tmp_path / "l.jsonl").read_text().splitlines()]
+    assert rows[0]["feature"] == "f" and "messages" not in rows[0]
+    assert (tmp_path / "l.csv").read_text().splitlines()[0].startswith("id,call_id,ts")
+
+
+def test_report_under_load_is_fast_enough_to_call(tmp_path: Path) -> None:
+    """Smoke: 10k entries aggregate (timing lives in benchmarks/report.py)."""
+    store = SQLiteStore(tmp_path / "big.sqlite")
+    store.write([entry(i, feature=f"f{i % 7}", ts=time.time()) for i in range(10_000)])
+    assert sum(r.calls for r in store.aggregate()) == 10_000
