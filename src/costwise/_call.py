@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import threading
 import time
@@ -16,7 +17,7 @@ from typing_extensions import Self
 if TYPE_CHECKING:
     from .ledger import LedgerEntry
 
-__all__ = ["REMOVE", "Call", "CallTrace", "Method"]
+__all__ = ["REMOVE", "Call", "CallTrace", "Method", "client_scope"]
 
 Method = Literal["create", "parse", "embeddings"]
 """Which SDK method the terminal step calls for a `Call`."""
@@ -33,6 +34,19 @@ REMOVE: Any = _Remove()
 """Pass as a value to :meth:`Call.replace` to delete that argument from the request."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def client_scope(api_key: object, base_url: object) -> str:
+    """A stable, non-reversible id of (API key, base URL): the default cache scope.
+
+    The key itself is never stored; only this hash is, so two tenants with different keys
+    (or the same key at two providers) never share cache entries.
+    """
+    digest = hashlib.blake2b(digest_size=16, person=b"costwise-scope")
+    digest.update(str(api_key).encode())
+    digest.update(b"\0")
+    digest.update(str(base_url).rstrip("/").encode())
+    return digest.hexdigest()
 
 
 def _new_id() -> str:
@@ -56,6 +70,7 @@ class CallTrace:
         "_lock",
         "acted",
         "baseline_extra_prompt_tokens",
+        "client_scope",
         "baseline_model",
         "call_id",
         "detail",
@@ -68,7 +83,9 @@ class CallTrace:
         "url",
     )
 
-    def __init__(self, *, feature: str, baseline_model: str, url: str = "") -> None:
+    def __init__(
+        self, *, feature: str, baseline_model: str, url: str = "", client_scope: str = ""
+    ) -> None:
         self.call_id = _new_id()
         self.feature = feature
         self.baseline_model = baseline_model
@@ -80,6 +97,7 @@ class CallTrace:
         self.hit: Any = None
         self.hit_by: str | None = None
         self.url = url
+        self.client_scope = client_scope
         self.finished = False
         self._by_response: dict[int, int] = {}
         self._lock = threading.Lock()

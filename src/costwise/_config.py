@@ -80,7 +80,13 @@ class Config:
         return replace(self, default_feature=validate_feature(name))
 
     def make_call(
-        self, kwargs: dict[str, Any], *, method: Method, is_async: bool, base_url: str
+        self,
+        kwargs: dict[str, Any],
+        *,
+        method: Method,
+        is_async: bool,
+        base_url: str,
+        client_scope: str = "",
     ) -> Call:
         """Split costwise's options out of `kwargs` (a fresh dict) and build the `Call`."""
         options: dict[str, Any] = {}
@@ -100,7 +106,9 @@ class Config:
         if model is not None and not isinstance(model, str):
             msg = f"model must be a string, got {type(model).__name__}"
             raise TypeError(msg)
-        trace = CallTrace(feature=tag, baseline_model=model or "", url=base_url)
+        trace = CallTrace(
+            feature=tag, baseline_model=model or "", url=base_url, client_scope=client_scope
+        )
         return Call(
             kwargs=MappingProxyType(kwargs),
             feature=tag,

@@ -18,7 +18,7 @@ from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ParsedChatCompletion
 from typing_extensions import Unpack, override
 
-from ._call import Method
+from ._call import Method, client_scope
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -55,12 +55,17 @@ class CostwiseCompletions(Completions):
         Returns exactly what the SDK returns; SDK errors pass through unchanged.
         """
         cfg = self._costwise
-        call = cfg.make_call(kwargs, method="create", is_async=False, base_url=self._url)
+        call = cfg.make_call(kwargs, method="create", is_async=False, base_url=self._url,
+                             client_scope=self._scope)
         return cfg.run(call, self._sdk)  # type: ignore[no-any-return]
 
     @cached_property
     def _url(self) -> str:
         return f"{str(self._client.base_url).rstrip('/')}/chat/completions"
+
+    @cached_property
+    def _scope(self) -> str:
+        return client_scope(self._client.api_key, self._client.base_url)
 
     @override
     def parse(self, *, feature: str | None = None, **kwargs: Any) -> ParsedChatCompletion[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
@@ -68,7 +73,8 @@ class CostwiseCompletions(Completions):
         if feature is not None:
             kwargs["feature"] = feature
         cfg = self._costwise
-        call = cfg.make_call(kwargs, method="parse", is_async=False, base_url=self._url)
+        call = cfg.make_call(kwargs, method="parse", is_async=False, base_url=self._url,
+                             client_scope=self._scope)
         return cfg.run(call, self._sdk)  # type: ignore[no-any-return]
 
     @override
@@ -96,6 +102,10 @@ class AsyncCostwiseCompletions(AsyncCompletions):
     def _url(self) -> str:
         return f"{str(self._client.base_url).rstrip('/')}/chat/completions"
 
+    @cached_property
+    def _scope(self) -> str:
+        return client_scope(self._client.api_key, self._client.base_url)
+
     @overload  # type: ignore[override]  # adds costwise's keywords to the SDK's overloads
     async def create(self, **kwargs: Unpack[CreateKwargs]) -> ChatCompletion: ...
     @overload
@@ -105,7 +115,8 @@ class AsyncCostwiseCompletions(AsyncCompletions):
     async def create(self, **kwargs: Any) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """Create a chat completion through the costwise pipeline (see the sync twin)."""
         cfg = self._costwise
-        call = cfg.make_call(kwargs, method="create", is_async=True, base_url=self._url)
+        call = cfg.make_call(kwargs, method="create", is_async=True, base_url=self._url,
+                             client_scope=self._scope)
         return await cfg.arun(call, self._sdk)  # type: ignore[no-any-return]
 
     @override
@@ -114,7 +125,8 @@ class AsyncCostwiseCompletions(AsyncCompletions):
         if feature is not None:
             kwargs["feature"] = feature
         cfg = self._costwise
-        call = cfg.make_call(kwargs, method="parse", is_async=True, base_url=self._url)
+        call = cfg.make_call(kwargs, method="parse", is_async=True, base_url=self._url,
+                             client_scope=self._scope)
         return await cfg.arun(call, self._sdk)  # type: ignore[no-any-return]
 
     @override
