@@ -10,7 +10,7 @@ import httpx2
 import openai
 import pydantic
 import pytest
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionToolParam
 
 import costwise
 from costwise import ConfigurationError, CostwiseClient, CostwiseStream
@@ -18,7 +18,9 @@ from costwise.ledger import Ledger, MemoryStore
 from costwise.strategies import ModelOverride
 from costwise.testing import Error, FakeProvider, Reply, bare_client, fake_client
 
-MSGS = [{"role": "user", "content": "What is the capital of France?"}]
+MSGS: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the capital of France?"}
+]
 
 Scenario = Callable[[openai.OpenAI], Any]
 
@@ -38,17 +40,28 @@ def _json(c: openai.OpenAI) -> Any:
 
 
 def _tools(c: openai.OpenAI) -> Any:
-    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    tool: ChatCompletionToolParam = {
+        "type": "function",
+        "function": {"name": "lookup", "parameters": {"type": "object"}},
+    }
     return c.chat.completions.create(
-        model="gpt-4o", messages=MSGS, tools=[tool],
+        model="gpt-4o",
+        messages=MSGS,
+        tools=[tool],
         tool_choice={"type": "function", "function": {"name": "lookup"}},
     )
 
 
 def _unknown_params(c: openai.OpenAI) -> Any:
     return c.chat.completions.create(
-        model="gpt-4o-mini", messages=MSGS, user="u1", metadata={"k": "v"}, store=False,
-        extra_body={"vendor_flag": True}, extra_headers={"X-Trace": "1"}, extra_query={"q": "1"},
+        model="gpt-4o-mini",
+        messages=MSGS,
+        user="u1",
+        metadata={"k": "v"},
+        store=False,
+        extra_body={"vendor_flag": True},
+        extra_headers={"X-Trace": "1"},
+        extra_query={"q": "1"},
     )
 
 
@@ -61,9 +74,11 @@ def _stream(c: openai.OpenAI) -> Any:
 
 
 def _stream_usage(c: openai.OpenAI) -> Any:
-    return list(c.chat.completions.create(
-        model="gpt-4o-mini", messages=MSGS, stream=True, stream_options={"include_usage": True}
-    ))
+    return list(
+        c.chat.completions.create(
+            model="gpt-4o-mini", messages=MSGS, stream=True, stream_options={"include_usage": True}
+        )
+    )
 
 
 def _stream_helper(c: openai.OpenAI) -> Any:
@@ -147,17 +162,25 @@ def test_same_result_as_bare_sdk(name: str) -> None:
     got = scenario(fake_client(cw_provider, ledger=store))
     assert _normalise(got) == _normalise(expected)
     assert [r.json for r in cw_provider.requests] == [r.json for r in bare_provider.requests]
-    sent = [{k: v for k, v in r.headers.items() if k.lower().startswith("x-trace")}
-            for r in cw_provider.requests]
-    assert sent == [{k: v for k, v in r.headers.items() if k.lower().startswith("x-trace")}
-                    for r in bare_provider.requests]
+    sent = [
+        {k: v for k, v in r.headers.items() if k.lower().startswith("x-trace")}
+        for r in cw_provider.requests
+    ]
+    assert sent == [
+        {k: v for k, v in r.headers.items() if k.lower().startswith("x-trace")}
+        for r in bare_provider.requests
+    ]
     assert len(store) == 1, "exactly one ledger entry per call"
 
 
 @pytest.mark.parametrize(
     ("status", "exc_type"),
-    [(429, openai.RateLimitError), (500, openai.InternalServerError),
-     (400, openai.BadRequestError), (401, openai.AuthenticationError)],
+    [
+        (429, openai.RateLimitError),
+        (500, openai.InternalServerError),
+        (400, openai.BadRequestError),
+        (401, openai.AuthenticationError),
+    ],
 )
 def test_errors_pass_through_unchanged(status: int, exc_type: type[Exception]) -> None:
     """SDK errors are raised as the SDK raises them, never wrapped, and still recorded."""
@@ -192,7 +215,9 @@ class TestCopies:
     def test_with_options_keeps_strategies_and_ledger(self) -> None:
         """with_options() and copy() keep the pipeline and share one ledger."""
         provider = FakeProvider()
-        client = fake_client(provider, ledger=MemoryStore(), strategies=[ModelOverride("gpt-4o-mini")])
+        client = fake_client(
+            provider, ledger=MemoryStore(), strategies=[ModelOverride("gpt-4o-mini")]
+        )
         for other in (client.with_options(timeout=3), client.copy(max_retries=0)):
             assert other.ledger is client.ledger
             assert other.strategies == client.strategies
@@ -215,9 +240,12 @@ class TestFeatureTags:
         """feature= on create/parse/stream, the context manager, and untagged."""
         client = fake_client(FakeProvider(reply=_reply), ledger=MemoryStore())
         client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, feature="bot")
-        client.chat.completions.parse(model="gpt-4o", messages=MSGS, response_format=Answer,
-                                      feature="extract")
-        with client.chat.completions.stream(model="gpt-4o-mini", messages=MSGS, feature="live") as s:
+        client.chat.completions.parse(
+            model="gpt-4o", messages=MSGS, response_format=Answer, feature="extract"
+        )
+        with client.chat.completions.stream(
+            model="gpt-4o-mini", messages=MSGS, feature="live"
+        ) as s:
             s.get_final_completion()
         with costwise.feature("ctx"):
             client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
@@ -278,15 +306,17 @@ class TestLedgerEntries:
     def test_cost_from_usage_with_cached_tokens(self) -> None:
         """Cost uses the response's model and usage, cached tokens at the cached rate."""
         provider = FakeProvider()
-        provider.script(Reply(content="hi", model="gpt-4o-2024-08-06", usage=(2000, 100),
-                              cached_tokens=1024))
+        provider.script(
+            Reply(content="hi", model="gpt-4o-2024-08-06", usage=(2000, 100), cached_tokens=1024)
+        )
         client = fake_client(provider, ledger=MemoryStore())
         client.chat.completions.create(model="gpt-4o", messages=MSGS, feature="f")
         (entry,) = client.ledger.entries()
         price = client.prices.lookup("gpt-4o")
         assert price is not None
-        expected = ((2000 - 1024) * price.input + 1024 * price.effective_cached_input
-                    + 100 * price.output) / 1_000_000
+        expected = (
+            (2000 - 1024) * price.input + 1024 * price.effective_cached_input + 100 * price.output
+        ) / 1_000_000
         assert entry.cost == expected
         assert entry.model == "gpt-4o-2024-08-06"
         assert entry.cached_tokens == 1024
@@ -297,7 +327,9 @@ class TestLedgerEntries:
         """A stream without include_usage is recorded as an estimate, and usage is not forced on."""
         provider = FakeProvider()
         client = fake_client(provider, ledger=MemoryStore())
-        chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True))
+        chunks = list(
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
+        )
         assert all(c.choices for c in chunks), "no usage chunk was added behind the caller's back"
         assert "stream_options" not in provider.requests[0].json
         (entry,) = client.ledger.entries()
@@ -308,15 +340,22 @@ class TestLedgerEntries:
         """With include_usage, the final usage chunk prices the stream exactly."""
         provider = FakeProvider()
         client = fake_client(provider, ledger=MemoryStore())
-        chunks = list(client.chat.completions.create(
-            model="gpt-4o-mini", messages=MSGS, stream=True, stream_options={"include_usage": True}
-        ))
+        chunks = list(
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MSGS,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         usage = chunks[-1].usage
         assert usage is not None
         (entry,) = client.ledger.entries()
         assert not entry.estimated
         assert (entry.prompt_tokens, entry.completion_tokens) == (
-            usage.prompt_tokens, usage.completion_tokens)
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
 
     def test_stream_closed_early_is_recorded_once(self) -> None:
         """A stream the caller abandons is recorded once, as incomplete."""
@@ -348,14 +387,23 @@ class TestLedgerEntries:
         rows = report.to_dicts()
         assert [r["feature"] for r in rows] == ["a", "b"]
         assert rows[1]["calls"] == 2
-        assert set(rows[0]) >= {"feature", "calls", "prompt_tokens", "completion_tokens",
-                                "cost_usd", "baseline_usd", "saved_usd"}
+        assert set(rows[0]) >= {
+            "feature",
+            "calls",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "baseline_usd",
+            "saved_usd",
+        }
         assert client.ledger.report(by="model").to_dicts()[0]["model"].startswith("gpt-4o-mini")
 
 
 class TestConfiguration:
     @pytest.mark.parametrize(
-        "bad", [object(), "not-a-list", [42], [ModelOverride]], ids=["object", "str", "int", "class"]
+        "bad",
+        [object(), "not-a-list", [42], [ModelOverride]],
+        ids=["object", "str", "int", "class"],
     )
     def test_bad_strategies(self, bad: Any) -> None:
         """A strategy that breaks the protocol is rejected at construction, naming it."""
@@ -370,7 +418,8 @@ class TestConfiguration:
     def test_default_ledger_is_sqlite(self, tmp_path: Any) -> None:
         """With no ledger= the SQLite ledger at $COSTWISE_LEDGER is used."""
         client = CostwiseClient(
-            api_key="k", base_url="http://test/v1",
+            api_key="k",
+            base_url="http://test/v1",
             http_client=httpx2.Client(transport=httpx2.MockTransport(FakeProvider())),
         )
         client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)

@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from typing_extensions import override
 
 from costwise import CostwiseWarning, LedgerError
 from costwise.ledger import (
@@ -28,13 +29,30 @@ from costwise.ledger import (
 )
 
 
-def entry(i: int, *, feature: str = "f", cost: int | None = 100, final: bool = True,
-          ts: float | None = None, kind: str = "upstream", tier: int | None = None) -> LedgerEntry:
+def entry(
+    i: int,
+    *,
+    feature: str = "f",
+    cost: int | None = 100,
+    final: bool = True,
+    ts: float | None = None,
+    kind: str = "upstream",
+    tier: int | None = None,
+) -> LedgerEntry:
     return LedgerEntry(
-        id=f"id-{os.getpid()}-{i}", call_id=f"call-{i}", ts=ts if ts is not None else 1_700_000_000.0 + i,
-        feature=feature, requested_model="gpt-4o", model="gpt-4o-mini", kind=kind,  # type: ignore[arg-type]
-        prompt_tokens=10, completion_tokens=5, cost_nanos=cost, baseline_nanos=300 if final else 0,
-        final=final, tier=tier,
+        id=f"id-{os.getpid()}-{i}",
+        call_id=f"call-{i}",
+        ts=ts if ts is not None else 1_700_000_000.0 + i,
+        feature=feature,
+        requested_model="gpt-4o",
+        model="gpt-4o-mini",
+        kind=kind,  # type: ignore[arg-type]
+        prompt_tokens=10,
+        completion_tokens=5,
+        cost_nanos=cost,
+        baseline_nanos=300 if final else 0,
+        final=final,
+        tier=tier,
     )
 
 
@@ -54,10 +72,28 @@ class TestStores:
     def test_round_trip(self, store: MemoryStore | SQLiteStore) -> None:
         """Every field survives storage."""
         e = LedgerEntry(
-            id="x", call_id="c", ts=1.5, feature="f", requested_model="a", model="b", kind="hit",
-            status="ok", strategy="cache", purpose=None, prompt_tokens=1, completion_tokens=2,
-            cached_tokens=3, cache_write_tokens=4, reasoning_tokens=5, cost_nanos=None,
-            baseline_nanos=7, final=True, estimated=True, latency_ms=1.25, tier=2, reason="r",
+            id="x",
+            call_id="c",
+            ts=1.5,
+            feature="f",
+            requested_model="a",
+            model="b",
+            kind="hit",
+            status="ok",
+            strategy="cache",
+            purpose=None,
+            prompt_tokens=1,
+            completion_tokens=2,
+            cached_tokens=3,
+            cache_write_tokens=4,
+            reasoning_tokens=5,
+            cost_nanos=None,
+            baseline_nanos=7,
+            final=True,
+            estimated=True,
+            latency_ms=1.25,
+            tier=2,
+            reason="r",
             detail={"similarity": 0.93},
         )
         store.write([e])
@@ -66,13 +102,20 @@ class TestStores:
     def test_aggregate_matches_python(self, store: MemoryStore | SQLiteStore) -> None:
         """The store's totals equal a plain Python sum, for every grouping."""
         entries = [
-            entry(i, feature=f"f{i % 3}", cost=None if i == 7 else i * 10, final=i % 4 != 0,
-                  kind="hit" if i % 5 == 0 else "upstream", tier=i % 2, ts=1_700_000_000 + i * 50_000)
+            entry(
+                i,
+                feature=f"f{i % 3}",
+                cost=None if i == 7 else i * 10,
+                final=i % 4 != 0,
+                kind="hit" if i % 5 == 0 else "upstream",
+                tier=i % 2,
+                ts=1_700_000_000 + i * 50_000,
+            )
             for i in range(40)
         ]
         store.write(entries)
         for by in ("feature", "model", "strategy", "day"):
-            assert store.aggregate(by=by) == aggregate_entries(entries, by)  # type: ignore[arg-type]
+            assert store.aggregate(by=by) == aggregate_entries(entries, by)
         since = 1_700_000_000 + 10 * 50_000
         until = 1_700_000_000 + 20 * 50_000
         got = store.aggregate(since=since, until=until)
@@ -81,8 +124,13 @@ class TestStores:
 
     def test_spent(self, store: MemoryStore | SQLiteStore) -> None:
         """spent_nanos sums known costs since a time, per feature or overall."""
-        store.write([entry(1, feature="a", cost=5), entry(2, feature="b", cost=7),
-                     entry(3, feature="a", cost=None)])
+        store.write(
+            [
+                entry(1, feature="a", cost=5),
+                entry(2, feature="b", cost=7),
+                entry(3, feature="a", cost=None),
+            ]
+        )
         assert store.spent_nanos(since=0) == 12
         assert store.spent_nanos(since=0, feature="a") == 5
         assert store.spent_nanos(since=1_700_000_002.5) == 0
@@ -93,7 +141,7 @@ class TestSQLiteFaults:
         """A file that is not a database is reported by path at construction."""
         path = tmp_path / "bad.sqlite"
         path.write_bytes(b"this is not sqlite" * 100)
-        with pytest.raises(LedgerError, match="bad.sqlite") as err:
+        with pytest.raises(LedgerError, match=r"bad\.sqlite") as err:
             SQLiteStore(path)
         assert err.value.path == str(path)
 
@@ -128,6 +176,7 @@ class FlakyStore(MemoryStore):
         super().__init__()
         self.failures = failures
 
+    @override
     def write(self, entries: Sequence[LedgerEntry]) -> None:
         if self.failures:
             self.failures -= 1
@@ -181,7 +230,9 @@ def test_many_processes_and_threads_lose_nothing(tmp_path: Path) -> None:
 
 
 def _threads(path: str, proc: int) -> None:
-    threads = [threading.Thread(target=_writer, args=(path, (proc * 3 + t) * 1000, 50)) for t in range(3)]
+    threads = [
+        threading.Thread(target=_writer, args=(path, (proc * 3 + t) * 1000, 50)) for t in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -6,7 +6,7 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from costwise import Answer, Call, CostwiseWarning, StrategyError
 from costwise.ledger import MemoryStore
@@ -21,7 +21,7 @@ from costwise.testing import (
 )
 from costwise.typing import Flow
 
-MSGS = [{"role": "user", "content": "hello"}]
+MSGS: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 
 
 class Recorder:
@@ -80,7 +80,9 @@ class Judge:
     name = "judge"
 
     def flow(self, call: Call) -> Flow:
-        yield call.side_call("judge", model="gpt-4o-mini", messages=[{"role": "user", "content": "ok?"}])
+        yield call.side_call(
+            "judge", model="gpt-4o-mini", messages=[{"role": "user", "content": "ok?"}]
+        )
         return (yield call)
 
 
@@ -185,7 +187,7 @@ async def test_unhandled_error_propagates_unchanged(mode: str) -> None:
 @pytest.mark.anyio
 async def test_several_attempts_and_annotations(mode: str) -> None:
     """Two attempts are two entries; the annotated reason lands on the first."""
-    result, store = await make(mode, FakeProvider(), [TwoAttempts()])
+    _result, store = await make(mode, FakeProvider(), [TwoAttempts()])
     first, second = store.entries()
     assert first.reason == "not good enough" and not first.final
     assert second.final and second.tier == 1
@@ -202,7 +204,12 @@ async def test_side_call_is_overhead(mode: str) -> None:
     # rewritten by ModelOverride below it, while the side call went straight upstream.
     assert [r.json["model"] for r in provider.requests] == ["gpt-4o-mini", "gpt-4o-mini"]
     side, main = store.entries()
-    assert (side.kind, side.purpose, side.final, side.baseline_nanos) == ("overhead", "judge", False, 0)
+    assert (side.kind, side.purpose, side.final, side.baseline_nanos) == (
+        "overhead",
+        "judge",
+        False,
+        0,
+    )
     assert main.final and main.call_id == side.call_id
 
 
@@ -234,7 +241,7 @@ async def test_function_strategy(mode: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("bad", [YieldsJunk, ReturnsNone], ids=["junk", "none"])
-async def test_contract_violation(mode: str, bad: type) -> None:
+async def test_contract_violation(mode: str, bad: type[YieldsJunk] | type[ReturnsNone]) -> None:
     """A strategy that breaks the protocol raises StrategyError naming it; entries kept."""
     with pytest.raises(StrategyError, match=bad.name):
         await make(mode, FakeProvider(), [bad()])
@@ -255,10 +262,7 @@ async def test_request_only_runs_for_streams_others_skip(mode: str) -> None:
     result, store = await make(
         mode, provider, [ShortCircuit(), ModelOverride("gpt-4o-mini")], stream=True
     )
-    if mode == "sync":
-        chunks = list(result)
-    else:
-        chunks = [c async for c in result]
+    chunks = list(result) if mode == "sync" else [c async for c in result]
     assert chunks
     assert provider.requests[0].json["model"] == "gpt-4o-mini"
     (entry,) = store.entries()

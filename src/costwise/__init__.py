@@ -9,6 +9,7 @@ then tag calls with ``feature="..."`` and read ``client.ledger.report()``.
 
 from __future__ import annotations
 
+import contextlib
 from importlib.metadata import PackageNotFoundError, version
 
 from ._call import REMOVE, Call, CallTrace
@@ -60,8 +61,6 @@ __all__ = [
 for _name in __all__:
     _obj = globals()[_name]
     if isinstance(_obj, type) or callable(_obj):
-        try:
+        with contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = "costwise"
-        except (AttributeError, TypeError):
-            pass
 del _name, _obj

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from typing_extensions import Self
+from typing_extensions import Self, override
 
 if TYPE_CHECKING:
     from .ledger import LedgerEntry
@@ -26,6 +26,7 @@ Method = Literal["create", "parse", "embeddings"]
 class _Remove:
     __slots__ = ()
 
+    @override
     def __repr__(self) -> str:
         return "costwise.REMOVE"
 
@@ -70,9 +71,9 @@ class CallTrace:
         "_lock",
         "acted",
         "baseline_extra_prompt_tokens",
-        "client_scope",
         "baseline_model",
         "call_id",
+        "client_scope",
         "detail",
         "entries",
         "feature",

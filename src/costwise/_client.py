@@ -37,7 +37,10 @@ class _CostwiseMixin:
         on_record: Sequence[Callable[[Sequence[LedgerEntry]], None]],
     ) -> None:
         self._costwise = config or Config.build(
-            strategies=strategies, ledger=ledger, prices=prices, tokenizer=tokenizer,
+            strategies=strategies,
+            ledger=ledger,
+            prices=prices,
+            tokenizer=tokenizer,
             on_record=on_record,
         )
 

@@ -25,10 +25,20 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILTIN_OPTIONS", "Config"]
 
-BUILTIN_OPTIONS = frozenset({
-    "feature", "cache", "cache_ttl", "cache_refresh", "cache_scope", "semantic", "task",
-    "max_budget_usd", "buffer_stream", "compress",
-})
+BUILTIN_OPTIONS = frozenset(
+    {
+        "feature",
+        "cache",
+        "cache_ttl",
+        "cache_refresh",
+        "cache_scope",
+        "semantic",
+        "task",
+        "max_budget_usd",
+        "buffer_stream",
+        "compress",
+    }
+)
 """Per-call keywords costwise always takes out of ``create``'s arguments (see CostwiseOptions),
 whether or not a strategy that reads them is configured, so removing a strategy never turns
 them into SDK errors."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import openai
+from typing_extensions import override
 
 __all__ = [
     "BatchError",
@@ -79,6 +80,7 @@ class UnknownModelError(PricingError, KeyError):
         super().__init__(msg)
         self.model = model
 
+    @override
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
 
@@ -93,9 +95,7 @@ class BudgetExceededError(CostwiseError):
         period: ``"day"`` or ``"month"``.
     """
 
-    def __init__(
-        self, *, feature: str | None, spent: Decimal, limit: Decimal, period: str
-    ) -> None:
+    def __init__(self, *, feature: str | None, spent: Decimal, limit: Decimal, period: str) -> None:
         scope = f"feature {feature!r}" if feature is not None else "overall"
         msg = f"{scope} budget of ${limit} per {period} is spent (${spent} so far)"
         super().__init__(msg)

@@ -105,26 +105,25 @@ class Meter:
         trace = call.trace
         if call.raw:
             body = _json_of_raw(resp) if not call.stream else None
-            if body is None:  # a raw stream: only the request side can be estimated
-                usage, estimated = self._estimate(call, ""), True
-                model = call.model
-            else:
-                usage, estimated = Usage.from_openai(body.get("usage")), False
-                model = str(body.get("model") or call.model)
-            trace.add(self._entry(call, model=model, usage=usage, started=started,
-                                  estimated=estimated), resp)
+            reported = None if body is None else Usage.from_openai(body.get("usage"))
+            # a raw stream (or a body without usage): only the request side can be estimated
+            estimated = reported is None
+            usage = self._estimate(call, "") if reported is None else reported
+            model = str((body or {}).get("model") or call.model)
+            trace.add(
+                self._entry(call, model=model, usage=usage, started=started, estimated=estimated),
+                resp,
+            )
             return resp
         if isinstance(resp, Stream | AsyncStream):
             return self._wrap_stream(call, resp, started)
-        usage = Usage.from_openai(getattr(resp, "usage", None))
-        if usage is None:
-            usage = self._estimate(call, _text_of(resp))
-            estimated = True
-        else:
-            estimated = False
+        reported = Usage.from_openai(getattr(resp, "usage", None))
+        estimated = reported is None
+        usage = self._estimate(call, _text_of(resp)) if reported is None else reported
         model = str(getattr(resp, "model", None) or call.model)
-        trace.add(self._entry(call, model=model, usage=usage, started=started,
-                              estimated=estimated), resp)
+        trace.add(
+            self._entry(call, model=model, usage=usage, started=started, estimated=estimated), resp
+        )
         return resp
 
     def _wrap_stream(self, call: Call, resp: Any, started: float) -> Any:
@@ -137,14 +136,18 @@ class Meter:
 
         def done(chunks: list[Any], completed: bool) -> None:
             completion = assemble(chunks)
-            usage = None if completion is None else Usage.from_openai(completion.usage)
-            estimated = usage is None
-            if usage is None:
-                usage = self._estimate(call, "" if completion is None else _text_of(completion))
+            reported = None if completion is None else Usage.from_openai(completion.usage)
+            estimated = reported is None
+            usage = (
+                self._estimate(call, "" if completion is None else _text_of(completion))
+                if reported is None
+                else reported
+            )
             model = completion.model if completion is not None else call.model
             status = "ok" if completed else "incomplete"
-            entry = self._entry(call, model=model, usage=usage, started=started,
-                                status=status, estimated=estimated)
+            entry = self._entry(
+                call, model=model, usage=usage, started=started, status=status, estimated=estimated
+            )
             call.trace.add(entry, wrapped)
 
         wrapped.add_done_callback(done)
@@ -152,8 +155,9 @@ class Meter:
 
     def _record_error(self, call: Call, exc: BaseException, started: float) -> None:
         call.trace.add(
-            self._entry(call, model=call.model, usage=None, started=started,
-                        status=type(exc).__name__)
+            self._entry(
+                call, model=call.model, usage=None, started=started, status=type(exc).__name__
+            )
         )
 
     # -- the terminal steps ---------------------------------------------------------------
@@ -216,8 +220,10 @@ class Meter:
         if out:
             self.ledger.record(out)
             if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("ledger: %s", ", ".join(
-                    f"{e.kind} {e.model} {e.status} cost={e.cost_nanos}n$" for e in out))
+                logger.debug(
+                    "ledger: %s",
+                    ", ".join(f"{e.kind} {e.model} {e.status} cost={e.cost_nanos}n$" for e in out),
+                )
 
     def _hit_entry(self, trace: CallTrace) -> LedgerEntry:
         completion: ChatCompletion = trace.hit
@@ -259,5 +265,7 @@ def _text_of(resp: Any) -> str:
 
 
 def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, str | int | float | bool | None) else str(v) for k, v in detail.items()}
-
+    return {
+        k: v if isinstance(v, str | int | float | bool | None) else str(v)
+        for k, v in detail.items()
+    }

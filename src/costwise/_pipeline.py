@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from typing_extensions import override
+
 from ._call import Call
 from ._exceptions import ConfigurationError, CostwiseWarning, StrategyError
 from .typing import Flow, StrategyLike
@@ -147,6 +149,7 @@ class Pipeline:
     def __iter__(self) -> Any:
         return (s.strategy for s in self.steps)
 
+    @override
     def __repr__(self) -> str:
         return f"Pipeline([{', '.join(s.name for s in self.steps)}])"
 

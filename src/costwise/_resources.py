@@ -55,8 +55,9 @@ class CostwiseCompletions(Completions):
         Returns exactly what the SDK returns; SDK errors pass through unchanged.
         """
         cfg = self._costwise
-        call = cfg.make_call(kwargs, method="create", is_async=False, base_url=self._url,
-                             client_scope=self._scope)
+        call = cfg.make_call(
+            kwargs, method="create", is_async=False, base_url=self._url, client_scope=self._scope
+        )
         return cfg.run(call, self._sdk)  # type: ignore[no-any-return]
 
     @cached_property
@@ -68,17 +69,20 @@ class CostwiseCompletions(Completions):
         return client_scope(self._client.api_key, self._client.base_url)
 
     @override
-    def parse(self, *, feature: str | None = None, **kwargs: Any) -> ParsedChatCompletion[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
+    def parse(self, *, feature: str | None = None, **kwargs: Any) -> ParsedChatCompletion[Any]:
         """The SDK's ``parse`` (structured outputs), priced and tagged like ``create``."""
         if feature is not None:
             kwargs["feature"] = feature
         cfg = self._costwise
-        call = cfg.make_call(kwargs, method="parse", is_async=False, base_url=self._url,
-                             client_scope=self._scope)
+        call = cfg.make_call(
+            kwargs, method="parse", is_async=False, base_url=self._url, client_scope=self._scope
+        )
         return cfg.run(call, self._sdk)  # type: ignore[no-any-return]
 
     @override
-    def stream(self, *, feature: str | None = None, **kwargs: Any) -> ChatCompletionStreamManager[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
+    def stream(
+        self, *, feature: str | None = None, **kwargs: Any
+    ) -> ChatCompletionStreamManager[Any]:
         """The SDK's ``.stream()`` helper; ``feature=`` and costwise options work here too."""
         self._costwise.stream_options_header(kwargs, feature)
         return super().stream(**kwargs)
@@ -109,28 +113,36 @@ class AsyncCostwiseCompletions(AsyncCompletions):
     @overload  # type: ignore[override]  # adds costwise's keywords to the SDK's overloads
     async def create(self, **kwargs: Unpack[CreateKwargs]) -> ChatCompletion: ...
     @overload
-    async def create(self, **kwargs: Unpack[CreateStreamKwargs]) -> AsyncStream[ChatCompletionChunk]: ...
+    async def create(
+        self, **kwargs: Unpack[CreateStreamKwargs]
+    ) -> AsyncStream[ChatCompletionChunk]: ...
 
     @override
     async def create(self, **kwargs: Any) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """Create a chat completion through the costwise pipeline (see the sync twin)."""
         cfg = self._costwise
-        call = cfg.make_call(kwargs, method="create", is_async=True, base_url=self._url,
-                             client_scope=self._scope)
+        call = cfg.make_call(
+            kwargs, method="create", is_async=True, base_url=self._url, client_scope=self._scope
+        )
         return await cfg.arun(call, self._sdk)  # type: ignore[no-any-return]
 
     @override
-    async def parse(self, *, feature: str | None = None, **kwargs: Any) -> ParsedChatCompletion[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
+    async def parse(
+        self, *, feature: str | None = None, **kwargs: Any
+    ) -> ParsedChatCompletion[Any]:
         """The SDK's ``parse``, priced and tagged like ``create``."""
         if feature is not None:
             kwargs["feature"] = feature
         cfg = self._costwise
-        call = cfg.make_call(kwargs, method="parse", is_async=True, base_url=self._url,
-                             client_scope=self._scope)
+        call = cfg.make_call(
+            kwargs, method="parse", is_async=True, base_url=self._url, client_scope=self._scope
+        )
         return await cfg.arun(call, self._sdk)  # type: ignore[no-any-return]
 
     @override
-    def stream(self, *, feature: str | None = None, **kwargs: Any) -> AsyncChatCompletionStreamManager[Any]:  # type: ignore[override]  # typed loosely: costwise keywords
+    def stream(
+        self, *, feature: str | None = None, **kwargs: Any
+    ) -> AsyncChatCompletionStreamManager[Any]:
         """The SDK's ``.stream()`` helper; ``feature=`` and costwise options work here too."""
         self._costwise.stream_options_header(kwargs, feature)
         return super().stream(**kwargs)

@@ -96,7 +96,7 @@ class CostwiseStream(Stream[ChatCompletionChunk]):
     def close(self) -> None:
         if self._close_source is not None:
             self._close_source()
-        self._iterator.close()
+        self._iterator.close()  # type: ignore[attr-defined]  # it is a generator
         self._state.finish(False)
 
     @classmethod
@@ -187,8 +187,12 @@ def assemble(chunks: list[ChatCompletionChunk]) -> ChatCompletion | None:
         for c in chunk.choices:
             ch = choices.setdefault(
                 c.index,
-                {"index": c.index, "finish_reason": None, "logprobs": None,
-                 "message": {"role": "assistant", "content": None}},
+                {
+                    "index": c.index,
+                    "finish_reason": None,
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": None},
+                },
             )
             msg, d = ch["message"], c.delta
             if d.content is not None:
@@ -198,7 +202,8 @@ def assemble(chunks: list[ChatCompletionChunk]) -> ChatCompletion | None:
             for tc in d.tool_calls or ():
                 calls = msg.setdefault("tool_calls", {})
                 slot = calls.setdefault(
-                    tc.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+                    tc.index,
+                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
                 )
                 if tc.id:
                     slot["id"] = tc.id
@@ -249,10 +254,14 @@ def replay_chunks(completion: ChatCompletion, *, include_usage: bool) -> list[Ch
     raw: list[dict[str, Any]] = []
     for choice in completion.choices:
         i, msg = choice.index, choice.message
-        raw.append({"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+        raw.append(
+            {"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        )
         words = _PIECES.findall(msg.content or "")
         for k in range(0, len(words), 3):
-            raw.append({"index": i, "delta": {"content": "".join(words[k:k + 3])}, "finish_reason": None})
+            raw.append(
+                {"index": i, "delta": {"content": "".join(words[k : k + 3])}, "finish_reason": None}
+            )
         if msg.refusal:
             raw.append({"index": i, "delta": {"refusal": msg.refusal}, "finish_reason": None})
         for n, tc in enumerate(msg.tool_calls or ()):

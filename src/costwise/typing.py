@@ -36,16 +36,15 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
-from typing_extensions import TypedDict
-
 from openai.types.chat.completion_create_params import (
     CompletionCreateParamsNonStreaming,
     CompletionCreateParamsStreaming,
 )
+from typing_extensions import TypedDict
 
 if TYPE_CHECKING:
     import httpx2
-    from openai._types import Body, Headers, Query  # noqa: TID251  (types only)
+    from openai._types import Body, Headers, Query
 
     from ._call import Call
 
@@ -79,7 +78,7 @@ class Strategy(Protocol):
         ...
 
 
-StrategyLike = Union[Strategy, Callable[["Call"], "Call"]]
+StrategyLike = Union[Strategy, Callable[["Call"], "Call"]]  # noqa: UP007  (a runtime alias)
 """A strategy object, or a plain ``Call -> Call`` function (a request-only rewrite)."""
 
 
@@ -117,9 +116,13 @@ class RequestOptions(TypedDict, total=False):
     timeout: float | httpx2.Timeout | None
 
 
-class CreateKwargs(CompletionCreateParamsNonStreaming, CostwiseOptions, RequestOptions, total=False):
+class CreateKwargs(
+    CompletionCreateParamsNonStreaming, CostwiseOptions, RequestOptions, total=False
+):
     """Keyword arguments of a non-streamed ``create``: the SDK's own plus costwise's."""
 
 
-class CreateStreamKwargs(CompletionCreateParamsStreaming, CostwiseOptions, RequestOptions, total=False):
+class CreateStreamKwargs(
+    CompletionCreateParamsStreaming, CostwiseOptions, RequestOptions, total=False
+):
     """Keyword arguments of ``create(stream=True)``: the SDK's own plus costwise's."""

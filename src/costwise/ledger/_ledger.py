@@ -13,19 +13,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from .._exceptions import CostwiseWarning, LedgerError
 from ._entry import FIELDS, LedgerEntry
 from ._report import Report
 from ._store import Group, LedgerStore, MemoryStore
 
 if TYPE_CHECKING:
-    import pandas
+    import pandas  # type: ignore[import-untyped]  # optional, untyped
 
-__all__ = ["Ledger", "TimeLike", "default_ledger_path", "to_timestamp"]
+__all__ = ["Ledger", "default_ledger_path", "to_timestamp"]
 
 logger = logging.getLogger("costwise")
-
-TimeLike = "float | int | str | dt.datetime | dt.date | None"
 
 
 def default_ledger_path() -> Path:
@@ -33,7 +33,9 @@ def default_ledger_path() -> Path:
     env = os.environ.get("COSTWISE_LEDGER")
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return Path(base) / "costwise" / "ledger.sqlite"
 
 
@@ -49,7 +51,9 @@ def to_timestamp(value: float | int | str | dt.datetime | dt.date | None) -> flo
         try:
             value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            msg = f"not a date or time: {value!r} (use ISO 8601, e.g. 2026-11-01 or 2026-11-01T09:30)"
+            msg = (
+                f"not a date or time: {value!r} (use ISO 8601, e.g. 2026-11-01 or 2026-11-01T09:30)"
+            )
             raise ValueError(msg) from None
     if not isinstance(value, dt.datetime):
         value = dt.datetime(value.year, value.month, value.day)
@@ -87,7 +91,7 @@ class Ledger:
 
             store = SQLiteStore(default_ledger_path() if store is None else store)
         elif not isinstance(store, LedgerStore):
-            msg = f"ledger store {store!r} lacks the LedgerStore methods (write, entries, aggregate, ...)"
+            msg = f"ledger store {store!r} lacks the LedgerStore methods (write, entries, ...)"
             raise TypeError(msg)
         self.store: LedgerStore = store
         self._hooks = tuple(on_record)
@@ -201,5 +205,6 @@ class Ledger:
             raise LedgerError(msg)
         self.store.close()
 
+    @override
     def __repr__(self) -> str:
         return f"Ledger({self.store!r})"

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from typing_extensions import override
+
 from ._store import ReportRow
 
 __all__ = ["Report"]
@@ -71,9 +73,7 @@ class Report:
             "cost_usd": cost,
             "baseline_usd": base,
             "saved_usd": base - cost,
-            "saved_pct": (
-                float(100 * (base - cost) / base) if row.baseline_nanos else None
-            ),
+            "saved_pct": (float(100 * (base - cost) / base) if row.baseline_nanos else None),
             "hits": row.hits,
             "hit_rate": row.hits / row.calls if row.calls else None,
             "escalations": row.escalations,
@@ -91,30 +91,43 @@ class Report:
         """
         return [self.row_dict(r, self.by) for r in self.rows]
 
+    @override
     def __str__(self) -> str:
-        head = [self.by, "calls", "tokens in", "tokens out", "spend", "baseline", "saved",
-                "saved %", "hit rate", "escalated"]
+        head = [
+            self.by,
+            "calls",
+            "tokens in",
+            "tokens out",
+            "spend",
+            "baseline",
+            "saved",
+            "saved %",
+            "hit rate",
+            "escalated",
+        ]
         body = []
         for r in [*self.rows, self.total] if self.rows else []:
-            body.append([
-                r.key,
-                f"{r.calls:,}",
-                f"{r.prompt_tokens:,}",
-                f"{r.completion_tokens:,}",
-                _money(r.cost_nanos) + ("*" if r.unknown_cost else ""),
-                _money(r.baseline_nanos),
-                _money(r.baseline_nanos - r.cost_nanos),
-                _pct(r.baseline_nanos - r.cost_nanos, r.baseline_nanos),
-                _pct(r.hits, r.calls),
-                _pct(r.escalations, r.calls),
-            ])
+            body.append(
+                [
+                    r.key,
+                    f"{r.calls:,}",
+                    f"{r.prompt_tokens:,}",
+                    f"{r.completion_tokens:,}",
+                    _money(r.cost_nanos) + ("*" if r.unknown_cost else ""),
+                    _money(r.baseline_nanos),
+                    _money(r.baseline_nanos - r.cost_nanos),
+                    _pct(r.baseline_nanos - r.cost_nanos, r.baseline_nanos),
+                    _pct(r.hits, r.calls),
+                    _pct(r.escalations, r.calls),
+                ]
+            )
         if not body:
             return f"(no ledger entries)\n{'  '.join(head)}"
         widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
 
         def line(cells: Sequence[str]) -> str:
             first = cells[0].ljust(widths[0])
-            rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:]))
+            rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=False))
             return "  ".join([first, *rest]).rstrip()
 
         rule = "  ".join("-" * w for w in widths)

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import override
+
 from .._exceptions import LedgerError
 from ._entry import FIELDS, LedgerEntry
 from ._store import GROUPS, Group, ReportRow
@@ -27,8 +29,7 @@ _COLUMNS = """
     reason TEXT, detail TEXT
 """
 _INSERT = (
-    f"INSERT OR IGNORE INTO ledger ({', '.join(FIELDS)}) "
-    f"VALUES ({', '.join('?' * len(FIELDS))})"
+    f"INSERT OR IGNORE INTO ledger ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 )
 _KEY_SQL = {
     "feature": "feature",
@@ -55,7 +56,7 @@ def _row(entry: LedgerEntry) -> tuple[Any, ...]:
 
 
 def _entry(row: Sequence[Any]) -> LedgerEntry:
-    data = dict(zip(FIELDS, row))
+    data = dict(zip(FIELDS, row, strict=False))
     data["final"] = bool(data["final"])
     data["estimated"] = bool(data["estimated"])
     data["detail"] = json.loads(data["detail"]) if data["detail"] else {}
@@ -113,7 +114,8 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
-                raise self._error("open", exc) from exc
+                msg = "open"
+                raise self._error(msg, exc) from exc
             local.conn, local.pid = conn, os.getpid()
         return conn
 
@@ -148,7 +150,8 @@ class SQLiteStore:
                     )
                     raise LedgerError(msg, path=str(self.path))
         except sqlite3.Error as exc:
-            raise self._error("open", exc) from exc
+            msg_0 = "open"
+            raise self._error(msg_0, exc) from exc
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
         if not entries:
@@ -158,7 +161,8 @@ class SQLiteStore:
             with conn:
                 conn.executemany(_INSERT, [_row(e) for e in entries])
         except sqlite3.Error as exc:
-            raise self._error("write to", exc) from exc
+            msg = "write to"
+            raise self._error(msg, exc) from exc
 
     def entries(
         self, *, since: float | None = None, until: float | None = None
@@ -168,7 +172,8 @@ class SQLiteStore:
         try:
             cursor = self._conn().execute(sql, params)
         except sqlite3.Error as exc:
-            raise self._error("read", exc) from exc
+            msg = "read"
+            raise self._error(msg, exc) from exc
         return (_entry(row) for row in cursor)
 
     def aggregate(
@@ -200,7 +205,8 @@ class SQLiteStore:
                 for r in rows.fetchall()
             ]
         except sqlite3.Error as exc:
-            raise self._error("read", exc) from exc
+            msg_0 = "read"
+            raise self._error(msg_0, exc) from exc
 
     def spent_nanos(self, *, since: float, feature: str | None = None) -> int:
         sql = "SELECT SUM(COALESCE(cost_nanos, 0)) FROM ledger WHERE ts >= ?"
@@ -211,7 +217,8 @@ class SQLiteStore:
         try:
             value = self._conn().execute(sql, params).fetchone()[0]
         except sqlite3.Error as exc:
-            raise self._error("read", exc) from exc
+            msg = "read"
+            raise self._error(msg, exc) from exc
         return int(value or 0)
 
     def close(self) -> None:
@@ -220,5 +227,6 @@ class SQLiteStore:
             conn.close()
             self._local.conn = None
 
+    @override
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"

@@ -30,7 +30,9 @@ class ModelOverride:
     name = "override"
     request_only = True
 
-    def __init__(self, model: str | None = None, *, features: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, model: str | None = None, *, features: Mapping[str, str] | None = None
+    ) -> None:
         if model is None and not features:
             msg = "ModelOverride needs a model, or a features mapping"
             raise ValueError(msg)
