@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from ._override import ModelOverride
+from .cache import ResponseCache
+from .compressor import Compressor
 
-__all__ = ["ModelOverride"]
+__all__ = ["Compressor", "ModelOverride", "ResponseCache"]

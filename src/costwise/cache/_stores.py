@@ -1,0 +1,221 @@
+"""Where cached responses live: the `CacheStore` protocol, in memory and on disk.
+
+Values are opaque bytes (the completion's JSON); keys are the hex digests of
+`costwise.cache.request_key`. Stores know nothing about OpenAI, so a store is easy to write
+for any key-value engine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from typing_extensions import override
+
+__all__ = ["CacheStore", "DiskCacheStore", "MemoryCacheStore", "default_cache_dir"]
+
+
+@runtime_checkable
+class CacheStore(Protocol):
+    """A key-value store for cached responses, with expiry and a size limit.
+
+    Implement it to keep the cache in another engine. Every method must be safe to call
+    from several threads; `get` is on the hot path of every hit, so keep it to one lookup.
+    A store may raise on failure: `ResponseCache` turns any exception into a miss and a
+    `CostwiseWarning`.
+    """
+
+    def get(self, key: str) -> bytes | None:
+        """The value stored under `key`, or ``None`` if absent or expired."""
+        ...
+
+    def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Store `value` under `key`, for `ttl` seconds (``None``: the store's default)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key` if present."""
+        ...
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        ...
+
+    def size(self) -> int:
+        """The number of entries (expired ones not yet evicted may be counted)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and file handles."""
+        ...
+
+
+class MemoryCacheStore:
+    """An in-process LRU cache: a bounded dict with expiry.
+
+    Use it in tests, notebooks and single-process services where losing the cache on
+    restart is fine. It is the fastest store (a hit is one dict lookup). Entries past
+    `max_entries` or `max_bytes` evict the least recently used ones.
+
+    Args:
+        max_entries: the most entries kept.
+        max_bytes: the most value bytes kept.
+        ttl: default lifetime of an entry in seconds (``None``: until evicted).
+        clock: the time source (inject one in tests instead of sleeping).
+
+    Example:
+        >>> ResponseCache(MemoryCacheStore(max_entries=1_000))
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        max_bytes: int = 256 * 2**20,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1 or max_bytes < 1:
+            msg = "MemoryCacheStore: max_entries and max_bytes must be positive"
+            raise ValueError(msg)
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self._clock = clock
+        self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            value, expires = item
+            if expires is not None and self._clock() >= expires:
+                self._drop(key)
+                return None
+            self._data.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        ttl = self.ttl if ttl is None else ttl
+        expires = None if ttl is None else self._clock() + ttl
+        with self._lock:
+            if key in self._data:
+                self._drop(key)
+            if len(value) > self.max_bytes:
+                return
+            self._data[key] = (value, expires)
+            self._bytes += len(value)
+            while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
+                self._drop(next(iter(self._data)))
+
+    def _drop(self, key: str) -> None:
+        value, _ = self._data.pop(key)
+        self._bytes -= len(value)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            if key in self._data:
+                self._drop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+
+    def size(self) -> int:
+        return len(self._data)
+
+    def close(self) -> None:
+        self.clear()
+
+    @override
+    def __repr__(self) -> str:
+        return f"MemoryCacheStore({len(self._data)} entries, {self._bytes} bytes)"
+
+
+def default_cache_dir() -> Path:
+    """The default directory of the disk cache: ``$COSTWISE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/costwise/responses`` (``~/.cache/costwise/responses``)."""
+    env = os.environ.get("COSTWISE_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "costwise" / "responses"
+
+
+class DiskCacheStore:
+    """A cache in a local directory (SQLite plus files, via ``diskcache``): the default.
+
+    Use it for one host: it survives restarts and is safe for many threads and processes
+    at once (SQLite WAL and atomic writes), e.g. several gunicorn workers sharing one
+    directory. For many hosts, use `RedisCacheStore`. When the directory grows past
+    `size_limit` bytes, entries are culled by `eviction_policy`.
+
+    Args:
+        directory: the cache directory (created if missing); default `default_cache_dir()`.
+        size_limit: the most bytes the cache may hold before eviction (default 1 GiB).
+        ttl: default lifetime of an entry in seconds (``None``: until evicted).
+        eviction_policy: a diskcache policy. The default ``"least-recently-stored"``
+            keeps reads read-only (fast, no write lock); ``"least-recently-used"`` evicts
+            better for skewed traffic but turns every hit into a write.
+        timeout: seconds to wait for SQLite's lock before failing (the failure is a miss).
+
+    Example:
+        >>> ResponseCache(DiskCacheStore("/var/cache/myapp/llm", size_limit=2**30))
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        size_limit: int = 2**30,
+        ttl: float | None = None,
+        eviction_policy: str = "least-recently-stored",
+        timeout: float = 1.0,
+    ) -> None:
+        import diskcache
+
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.ttl = ttl
+        self._cache: Any = diskcache.Cache(
+            str(self.directory),
+            size_limit=size_limit,
+            eviction_policy=eviction_policy,
+            timeout=timeout,
+        )
+        self._get = self._cache.get
+
+    def get(self, key: str) -> bytes | None:
+        value = self._get(key)
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        self._cache.set(key, value, expire=self.ttl if ttl is None else ttl)
+
+    def delete(self, key: str) -> None:
+        self._cache.delete(key)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def size(self) -> int:
+        return len(self._cache)
+
+    def volume(self) -> int:
+        """Bytes used on disk (what `size_limit` bounds)."""
+        return int(self._cache.volume())
+
+    def close(self) -> None:
+        self._cache.close()
+
+    @override
+    def __repr__(self) -> str:
+        return f"DiskCacheStore({str(self.directory)!r})"

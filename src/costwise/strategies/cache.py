@@ -1,0 +1,254 @@
+"""`ResponseCache`: answer repeated requests from a cache, at zero cost."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from openai.types.chat import ChatCompletion
+from typing_extensions import override
+
+from .._exceptions import CostwiseWarning
+from .._streaming import (
+    AsyncCostwiseStream,
+    CostwiseStream,
+    assemble,
+    replay_chunks,
+    synthetic_response,
+)
+from ..cache import _mark_hit
+from ..cache._keys import UncacheableRequest, request_key
+from ..cache._scope import scope_of
+from ..cache._stores import CacheStore, DiskCacheStore
+
+if TYPE_CHECKING:
+    from .._call import Call
+    from .._meter import Meter
+    from ..typing import Flow
+
+__all__ = ["ResponseCache"]
+
+logger = logging.getLogger("costwise")
+
+_REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, CostwiseWarning, stacklevel=2)
+
+
+class ResponseCache:
+    """Answer a request that was already answered, from a cache, without calling upstream.
+
+    Use it first in the pipeline for any traffic that repeats: classification, extraction,
+    FAQ bots, evaluation reruns, retries of whole jobs. A hit costs nothing and takes
+    microseconds; the ledger records it as a zero-cost ``hit`` whose saving is what the
+    original call cost, and `costwise.cache.is_hit` tells a hit from a miss.
+
+    Only requests that can be repeated are cached: ``temperature=0``, or a ``seed``, or
+    an opt-in (``cache=True`` per call, ``always=True`` per client). Answers that should
+    not be reused are never stored: errors, empty answers, ``content_filter`` and (unless
+    `store_truncated`) ``finish_reason="length"``. Streams work both ways: a streamed
+    miss is stored once it completes normally, and a hit on a streamed request replays a
+    real stream; streamed and plain requests share entries.
+
+    Per-call options: ``cache=False`` bypasses the cache, ``cache=True`` opts a request in,
+    ``cache_ttl=`` sets this entry's lifetime in seconds, ``cache_refresh=True`` calls
+    upstream and overwrites the entry, ``cache_scope=`` isolates a tenant.
+
+    Args:
+        store: a `costwise.cache.CacheStore`, a directory path (a `DiskCacheStore`), or a
+            ``redis://`` URL (a `RedisCacheStore`). Default: a `DiskCacheStore` in
+            `costwise.cache.default_cache_dir()`, opened on first use.
+        ttl: default lifetime of an entry in seconds (``None``: the store's default).
+        scope: the client's scope; replaces the default (a hash of the API key and base
+            URL), e.g. to share entries between keys on purpose.
+        always: cache every request, even sampled ones (``temperature`` > 0 and no seed).
+        store_truncated: also store answers cut by ``max_tokens`` (``finish_reason="length"``).
+
+    Example:
+        >>> client = CostwiseClient(strategies=[ResponseCache(MemoryCacheStore())])
+        >>> client.chat.completions.create(model="gpt-4o-mini", messages=m, temperature=0)
+    """
+
+    name = "cache"
+    streams = True
+    options = frozenset({"cache", "cache_ttl", "cache_refresh", "cache_scope"})
+
+    def __init__(
+        self,
+        store: CacheStore | str | os.PathLike[str] | None = None,
+        *,
+        ttl: float | None = None,
+        scope: str | None = None,
+        always: bool = False,
+        store_truncated: bool = False,
+    ) -> None:
+        if isinstance(store, str) and store.startswith(("redis://", "rediss://", "unix://")):
+            from ..cache._redis import RedisCacheStore
+
+            store = RedisCacheStore(store)
+        elif isinstance(store, str | os.PathLike):
+            store = DiskCacheStore(store)
+        elif store is not None and not isinstance(store, CacheStore):
+            msg = f"ResponseCache: store must be a CacheStore, a path or a redis URL, not {store!r}"
+            raise TypeError(msg)
+        if ttl is not None and ttl <= 0:
+            msg = "ResponseCache: ttl must be positive"
+            raise ValueError(msg)
+        self._store = store
+        self._lock = threading.Lock()
+        self.ttl = ttl
+        self.scope = scope
+        self.always = always
+        self.store_truncated = store_truncated
+        self._meter: Meter | None = None
+
+    def bind(self, meter: Meter) -> None:
+        """Keep the client's meter: its tokenizer estimates usage a stored stream lacked."""
+        self._meter = meter
+
+    @property
+    def store(self) -> CacheStore:
+        """The store (the default disk cache is opened on first use)."""
+        store = self._store
+        if store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = DiskCacheStore()
+                store = self._store
+        return store
+
+    @override
+    def __repr__(self) -> str:
+        return f"ResponseCache({self._store!r})"
+
+    # -- the flow -------------------------------------------------------------------------
+
+    def flow(self, call: Call) -> Flow:
+        key = self._key(call)
+        if key is None:
+            return (yield call)
+        if not call.options.get("cache_refresh"):
+            hit = self._lookup(key)
+            if hit is not None:
+                return self._serve(call, hit)
+        response = yield call
+        if call.trace.hit is None:  # an inner strategy (semantic cache) answered: not exact
+            self._keep(call, key, response)
+        return response
+
+    def _key(self, call: Call) -> str | None:
+        """The entry's key, or ``None`` when this call must bypass the cache."""
+        options, kwargs = call.options, call.kwargs
+        opt_in = options.get("cache") if options else None
+        if opt_in is False or call.method != "create":
+            return None
+        if not (opt_in or self.always):
+            temperature = kwargs.get("temperature")
+            seed = kwargs.get("seed")
+            if not (temperature == 0 and isinstance(temperature, int | float)) and (
+                seed is None or not isinstance(seed, int)
+            ):
+                return None
+        scope = scope_of(call, client=self.scope)
+        try:
+            return request_key(kwargs, scope)
+        except UncacheableRequest as exc:
+            logger.debug("cache bypass: %s", exc)
+            return None
+
+    def _lookup(self, key: str) -> ChatCompletion | None:
+        store = self.store
+        try:
+            raw = store.get(key)
+        except Exception as exc:
+            _warn(f"response cache read failed ({type(exc).__name__}: {exc}); calling upstream")
+            return None
+        if raw is None:
+            return None
+        try:
+            return ChatCompletion.model_validate_json(raw)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            _warn(f"corrupt response cache entry {key} dropped ({type(exc).__name__})")
+            try:
+                store.delete(key)
+            except Exception as exc2:
+                logger.debug("cache delete failed: %r", exc2)
+            return None
+
+    def _serve(self, call: Call, completion: ChatCompletion) -> Any:
+        call.trace.answered(self.name, self._priced(call, completion))
+        if not call.stream:
+            _mark_hit(completion)
+            return completion
+        stream_options = call.kwargs.get("stream_options")
+        include_usage = isinstance(stream_options, dict) and bool(
+            stream_options.get("include_usage")
+        )
+        chunks = replay_chunks(completion, include_usage=include_usage)
+        cls = AsyncCostwiseStream if call.is_async else CostwiseStream
+        stream = cls.replay(chunks, response=synthetic_response(call.trace.url))
+        _mark_hit(stream)
+        return stream
+
+    def _priced(self, call: Call, completion: ChatCompletion) -> ChatCompletion:
+        """`completion`, with estimated usage for the ledger if it has none.
+
+        An entry recorded from a stream without ``include_usage`` carries no usage; its hits
+        would show no saving. The caller still gets the entry as stored.
+        """
+        if completion.usage is not None or self._meter is None:
+            return completion
+        from openai.types import CompletionUsage
+
+        tokenizer, model = self._meter.tokenizer, call.model
+        prompt = tokenizer.count_messages(call.messages, model)
+        text = "".join(c.message.content or "" for c in completion.choices)
+        output = tokenizer.count(text, model)
+        usage = CompletionUsage(
+            prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output
+        )
+        return completion.model_copy(update={"usage": usage})
+
+    # -- storing --------------------------------------------------------------------------
+
+    def _keep(self, call: Call, key: str, response: Any) -> None:
+        ttl = call.options.get("cache_ttl", self.ttl) if call.options else self.ttl
+        if ttl is not None and ttl <= 0:
+            return
+        if isinstance(response, ChatCompletion):
+            self._write(key, response, ttl)
+        elif isinstance(response, CostwiseStream | AsyncCostwiseStream):
+
+            def done(chunks: list[Any], completed: bool) -> None:
+                if completed:
+                    completion = assemble(chunks)
+                    if completion is not None:
+                        self._write(key, completion, ttl)
+
+            response.add_done_callback(done)
+
+    def _reusable(self, completion: ChatCompletion) -> bool:
+        if not completion.choices:
+            return False
+        for choice in completion.choices:
+            reason = choice.finish_reason
+            if reason not in _REUSABLE and not (reason == "length" and self.store_truncated):
+                return False
+            msg = choice.message
+            if not (msg.content or msg.tool_calls or msg.function_call or msg.audio):
+                return False
+        return True
+
+    def _write(self, key: str, completion: ChatCompletion, ttl: float | None) -> None:
+        if not self._reusable(completion):
+            logger.debug("cache: answer not stored (not reusable)")
+            return
+        try:
+            self.store.set(key, completion.model_dump_json().encode(), ttl=ttl)
+        except Exception as exc:
+            _warn(f"response cache write failed ({type(exc).__name__}: {exc})")
