@@ -1,0 +1,298 @@
+"""`TextScorer` (text → probability of success) and `LearnedRouter` (N models)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Self
+
+from .._exceptions import ConfigurationError
+from ._outcomes import Outcome
+
+if TYPE_CHECKING:
+    from ..pricing import PriceTable
+
+__all__ = ["LearnedRouter", "TextScorer"]
+
+
+class TextScorer:
+    """Predicts from a text the probability that something went well (a logistic regression).
+
+    Use it as the building block of a learned check or router: fit it on texts labelled
+    with a score in [0, 1] (say, a cheap model's answer and whether it was right), then
+    ``predict`` on new texts. Features are TF-IDF word uni/bi-grams plus character
+    2-5-grams, which pick up topic and form without any network or model download; a graded
+    score is fit as a weighted pair of positive and negative rows. numpy and scikit-learn are
+    imported when fitting.
+
+    Args:
+        c: inverse regularisation strength of the logistic regression.
+        max_features: the vocabulary size of each of the two feature sets.
+    """
+
+    def __init__(self, *, c: float = 1.0, max_features: int = 100_000) -> None:
+        self.c = c
+        self.max_features = max_features
+        self._vectorizers: list[Any] = []
+        self._model: Any = None
+        self._constant: float | None = None
+
+    def _features(self, texts: Sequence[str], *, fit: bool) -> Any:
+        from scipy.sparse import hstack  # type: ignore[import-untyped]  # sklearn's own dep
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if fit:
+            self._vectorizers = [
+                TfidfVectorizer(
+                    ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=self.max_features
+                ),
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=(2, 5),
+                    min_df=3,
+                    sublinear_tf=True,
+                    max_features=self.max_features,
+                ),
+            ]
+            parts = [v.fit_transform(texts) for v in self._vectorizers]
+        else:
+            parts = [v.transform(texts) for v in self._vectorizers]
+        return hstack(parts).tocsr()
+
+    def fit(self, texts: Sequence[str], scores: Sequence[float]) -> Self:
+        """Fit on `texts` with `scores` in [0, 1]; returns self.
+
+        Raises:
+            ConfigurationError: no texts, or lengths differ.
+        """
+        if not texts or len(texts) != len(scores):
+            msg = f"TextScorer.fit needs as many scores as texts (got {len(texts)}, {len(scores)})"
+            raise ConfigurationError(msg)
+        import numpy as np
+        from scipy.sparse import vstack
+        from sklearn.linear_model import LogisticRegression
+
+        x = self._features(list(texts), fit=True)
+        s = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
+        if s.min() == s.max():  # one class only: nothing to learn, predict the constant
+            self._constant, self._model = float(s[0]), None
+            return self
+        self._constant = None
+        labels = np.concatenate([np.ones(len(s)), np.zeros(len(s))])
+        weights = np.concatenate([s, 1.0 - s])
+        keep = weights > 0
+        model = LogisticRegression(C=self.c, max_iter=2000)
+        model.fit(vstack([x, x]).tocsr()[keep], labels[keep], sample_weight=weights[keep])
+        self._model = model
+        return self
+
+    def predict(self, texts: Sequence[str]) -> Any:
+        """The probability of success of each text (a numpy array)."""
+        import numpy as np
+
+        if self._constant is not None:
+            return np.full(len(texts), self._constant)
+        if self._model is None:
+            msg = "TextScorer: call fit() first"
+            raise ConfigurationError(msg)
+        return self._model.predict_proba(self._features(list(texts), fit=False))[:, 1]
+
+    def __call__(self, text: str) -> float:
+        """The probability of success of one text."""
+        return float(self.predict([text])[0])
+
+
+class LearnedRouter:
+    """Routes each prompt to the cheapest model expected to answer about as well as the best.
+
+    Use it when you have labelled outcomes for your traffic (prompts, and which models
+    answered them well) and more than one model to choose from. It fits one `TextScorer`
+    per model, predicting that model's chance of a good answer from the prompt alone. For a
+    new prompt it considers the models cheapest first and takes the first whose predicted
+    success is within `tolerance` of the best model's. The one knob, `tolerance`, trades
+    cost for quality: ``0`` follows the predictions strictly, larger values accept more
+    expected quality loss for cheaper models; `calibrate` sets it from a target share of
+    calls to the most expensive model.
+
+    Give it to ``Router(learned=...)`` to use it on live calls.
+
+    Args:
+        tolerance: the expected loss of quality (a probability, in [0, 1]) accepted to use a
+            cheaper model.
+        c: inverse regularisation strength of each model's logistic regression.
+
+    Example:
+        >>> router = LearnedRouter().fit(load_outcomes("outcomes.jsonl"))
+        >>> router.calibrate(target_strong_share=0.4)
+        >>> router.route("What is 2 + 2?")
+        'mixtral-8x7b-instruct'
+    """
+
+    def __init__(self, *, tolerance: float = 0.0, c: float = 1.0) -> None:
+        self.tolerance = tolerance
+        self.c = c
+        self.models: list[str] = []
+        """Model names, cheapest first."""
+        self.costs: dict[str, float] = {}
+        self._scorers: dict[str, TextScorer] = {}
+        self._calibration: list[dict[str, float]] = []
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def fit(
+        self,
+        outcomes: Iterable[Outcome],
+        *,
+        prices: PriceTable | None = None,
+        costs: Mapping[str, float] | None = None,
+        calibration_folds: int = 3,
+    ) -> Self:
+        """Fit on labelled outcomes; returns self.
+
+        Models are ordered by cost: `costs` (any unit, per call) if given, else the mean
+        recorded ``cost_usd`` when every row has one, else the model's list price (input
+        plus output per million tokens) from `prices` (default: the bundled table).
+        Out-of-fold predictions on the fit rows are kept for `calibrate`, so calibration
+        never sees a prediction made on a row the model was trained on.
+
+        Raises:
+            ConfigurationError: no rows, fewer than two models, or a model with no cost.
+        """
+        rows = list(outcomes)
+        names = sorted({m for row in rows for m in row.models})
+        if not rows or len(names) < 2:
+            msg = "LearnedRouter.fit needs outcomes for at least two models"
+            raise ConfigurationError(msg)
+        self.costs = self._costs(rows, names, prices, costs)
+        self.models = sorted(names, key=lambda m: (self.costs[m], m))
+        self._scorers = {}
+        for model in self.models:
+            texts = [r.prompt for r in rows if model in r.models]
+            scores = [r.models[model].score for r in rows if model in r.models]
+            self._scorers[model] = TextScorer(c=self.c).fit(texts, scores)
+        self._calibration = self._out_of_fold(rows, calibration_folds)
+        return self
+
+    @staticmethod
+    def _costs(
+        rows: list[Outcome],
+        names: list[str],
+        prices: PriceTable | None,
+        costs: Mapping[str, float] | None,
+    ) -> dict[str, float]:
+        out: dict[str, float] = {}
+        table = prices
+        for model in names:
+            if costs is not None and model in costs:
+                out[model] = float(costs[model])
+                continue
+            recorded = [r.models[model].cost_usd for r in rows if model in r.models]
+            if recorded and all(c is not None for c in recorded):
+                out[model] = math.fsum(c for c in recorded if c is not None) / len(recorded)
+                continue
+            if table is None:
+                from ..pricing import PriceTable
+
+                table = PriceTable.default()
+            price = table.lookup(model)
+            if price is None:
+                msg = f"LearnedRouter: no cost for model {model!r}; pass costs= or prices="
+                raise ConfigurationError(msg)
+            out[model] = float(price.input + price.output)
+        return out
+
+    def _out_of_fold(self, rows: list[Outcome], folds: int) -> list[dict[str, float]]:
+        if folds < 2 or len(rows) < 2 * folds:
+            return []
+        predictions: list[dict[str, float]] = [{} for _ in rows]
+        for k in range(folds):
+            train = [r for i, r in enumerate(rows) if i % folds != k]
+            held = [i for i in range(len(rows)) if i % folds == k]
+            for model in self.models:
+                texts = [r.prompt for r in train if model in r.models]
+                scores = [r.models[model].score for r in train if model in r.models]
+                if not texts:
+                    continue
+                probs = (
+                    TextScorer(c=self.c).fit(texts, scores).predict([rows[i].prompt for i in held])
+                )
+                for i, p in zip(held, probs, strict=True):
+                    predictions[i][model] = float(p)
+        return predictions
+
+    # -- predicting --------------------------------------------------------------------------
+
+    def predict(self, prompts: Sequence[str]) -> list[dict[str, float]]:
+        """Each model's predicted probability of a good answer, for each prompt."""
+        if not self._scorers:
+            msg = "LearnedRouter: call fit() first"
+            raise ConfigurationError(msg)
+        columns = {m: self._scorers[m].predict(prompts) for m in self.models}
+        return [{m: float(columns[m][i]) for m in self.models} for i in range(len(prompts))]
+
+    def choose(
+        self,
+        probabilities: Mapping[str, float],
+        *,
+        allowed: Iterable[str] | None = None,
+        tolerance: float | None = None,
+    ) -> str | None:
+        """The cheapest allowed model within `tolerance` of the best predicted one."""
+        pool = [m for m in self.models if m in probabilities]
+        if allowed is not None:
+            keep = set(allowed)
+            pool = [m for m in pool if m in keep]
+        if not pool:
+            return None
+        tol = self.tolerance if tolerance is None else tolerance
+        # A model is good enough when no pricier model is predicted better by more than tol.
+        for i, model in enumerate(pool[:-1]):
+            if max(probabilities[m] for m in pool[i + 1 :]) - probabilities[model] <= tol:
+                return model
+        return pool[-1]
+
+    def route(self, prompt: str, *, allowed: Iterable[str] | None = None) -> str | None:
+        """The model for `prompt` (``None`` when no allowed model is known to the router)."""
+        return self.choose(self.predict([prompt])[0], allowed=allowed)
+
+    def calibrate(
+        self, *, target_strong_share: float, prompts: Sequence[str] | None = None
+    ) -> float:
+        """Set `tolerance` so that about `target_strong_share` of calls go to the priciest model.
+
+        Use it to turn a budget ("at most 30% of calls on GPT-4") into the knob. It uses the
+        out-of-fold predictions kept by `fit`, or the predictions on `prompts` if given.
+
+        Returns:
+            The new tolerance.
+
+        Raises:
+            ConfigurationError: the share is not in [0, 1], or there is nothing to
+                calibrate on.
+        """
+        if not 0.0 <= target_strong_share <= 1.0:
+            msg = f"target_strong_share must be in [0, 1], got {target_strong_share!r}"
+            raise ConfigurationError(msg)
+        preds = self.predict(prompts) if prompts is not None else self._calibration
+        if not preds:
+            msg = "LearnedRouter.calibrate: no predictions to calibrate on; pass prompts="
+            raise ConfigurationError(msg)
+        # The priciest model is chosen exactly when, for every cheaper model, some pricier
+        # one is predicted better by more than the tolerance: the tolerance is a quantile
+        # of that margin.
+        models = self.models
+        leads = sorted(
+            min(max(p[k] for k in models[i + 1 :]) - p[m] for i, m in enumerate(models[:-1]))
+            for p in preds
+        )
+        n = len(leads)
+        k = round(target_strong_share * n)  # how many calls should go to the strong model
+        if k <= 0:
+            self.tolerance = max(1.0, leads[-1])
+        elif k >= n:
+            self.tolerance = min(-1.0, leads[0] - 1e-9)
+        else:
+            self.tolerance = (leads[n - k - 1] + leads[n - k]) / 2
+        return self.tolerance
