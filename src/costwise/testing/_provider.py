@@ -31,6 +31,7 @@ import anyio
 import httpx2
 from typing_extensions import Self, override
 
+from costwise.testing._batches import FakeBatches
 from costwise.testing._builders import (
     FinishReason,
     choice_deltas,
@@ -399,6 +400,7 @@ class FakeProvider:
         self._scripts: dict[str | None, deque[ScriptItem]] = {}
         self._counter = itertools.count(1)
         self._prefixes: set[bytes] = set()
+        self.batches = FakeBatches(self)  # /files and /batches: the Batch API (_batches.py)
 
     # -- public API -----------------------------------------------------------------
 
@@ -522,6 +524,8 @@ class FakeProvider:
             return self._json(200, self._models_list(), seq)
         elif method == "GET" and "/models/" in path:
             return self._json(200, self._model_object(path.rsplit("/models/", 1)[1]), seq)
+        elif (batch_api := self.batches.handle(request)) is not None:
+            return batch_api
         else:
             return self._error(seq, 404, f"Invalid URL ({method} {path})")
 
