@@ -1,0 +1,478 @@
+"""ResponseCache through the real SDK: hits, safety rules, scopes, streams, faults, async."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from typing_extensions import override
+
+from costwise import AsyncCostwiseStream, CostwiseStream, CostwiseWarning
+from costwise.cache import DiskCacheStore, MemoryCacheStore, RedisCacheStore, is_hit
+from costwise.ledger import MemoryStore
+from costwise.strategies import ResponseCache
+from costwise.testing import (
+    Disconnect,
+    Error,
+    FakeProvider,
+    Reply,
+    fake_async_client,
+    fake_client,
+)
+from redisserver import redis_url, start_redis
+
+__all__ = ["redis_url"]
+
+MSGS = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Env:
+    """One client (sync or async) with a ResponseCache, its provider, store and ledger."""
+
+    def __init__(
+        self,
+        mode: str,
+        cache: ResponseCache | None = None,
+        provider: FakeProvider | None = None,
+        **client_kw: Any,
+    ) -> None:
+        self.mode = mode
+        self.provider = provider or FakeProvider()
+        self.clock = Clock()
+        self.store = MemoryCacheStore(clock=self.clock)
+        self.cache = cache or ResponseCache(self.store)
+        self.ledger = MemoryStore()
+        factory = fake_client if mode == "sync" else fake_async_client
+        self.client: Any = factory(
+            self.provider, strategies=[self.cache], ledger=self.ledger, **client_kw
+        )
+
+    async def ask(self, **kw: Any) -> Any:
+        """create() with defaults; streams are consumed and returned as (stream, chunks)."""
+        kw.setdefault("model", "gpt-4o-mini")
+        kw.setdefault("messages", MSGS)
+        create = self.client.chat.completions.create
+        if self.mode == "sync":
+            result = create(**kw)
+            if kw.get("stream"):
+                return result, list(result)
+            return result
+        result = await create(**kw)
+        if kw.get("stream"):
+            return result, [c async for c in result]
+        return result
+
+    @property
+    def upstream(self) -> int:
+        return len(self.provider.requests)
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_repeat_is_a_hit(mode: str) -> None:
+    """The same temperature-0 request twice: one upstream call, then a hit of the same type."""
+    env = Env(mode)
+    first = await env.ask(temperature=0)
+    second = await env.ask(temperature=0)
+    assert env.upstream == 1
+    assert type(second) is ChatCompletion
+    assert second.model_dump() == first.model_dump()
+    assert (is_hit(first), is_hit(second)) == (False, True)
+    assert "cache" not in env.provider.requests[0].json
+
+
+async def test_hit_in_ledger_and_report(mode: str) -> None:
+    """A hit is a zero-cost ledger entry by "cache" whose saving is the original cost."""
+    env = Env(mode)
+    await env.ask(temperature=0, feature="faq")
+    await env.ask(temperature=0, feature="faq")
+    miss, hit = list(env.ledger.entries())
+    assert (miss.kind, miss.strategy) == ("upstream", None)
+    assert (hit.kind, hit.strategy, hit.cost_nanos, hit.final) == ("hit", "cache", 0, True)
+    assert hit.baseline_nanos == miss.cost_nanos and miss.cost_nanos
+    row = env.client.ledger.report().row("faq")
+    assert (row.calls, row.hits) == (2, 1)
+    assert row.baseline_nanos - row.cost_nanos == miss.cost_nanos
+
+
+async def test_hit_is_a_fresh_object(mode: str) -> None:
+    """Editing a returned answer never changes what the cache serves next."""
+    env = Env(mode)
+    await env.ask(temperature=0)
+    hit = await env.ask(temperature=0)
+    hit.choices[0].message.content = "edited"
+    again = await env.ask(temperature=0)
+    assert again.choices[0].message.content != "edited"
+
+
+@pytest.mark.parametrize(
+    ("kw", "cached"),
+    [
+        ({}, False),
+        ({"temperature": 0.7}, False),
+        ({"temperature": 0}, True),
+        ({"temperature": 0.0}, True),
+        ({"seed": 42, "temperature": 1}, True),
+        ({"cache": True, "temperature": 1}, True),
+        ({"cache": False, "temperature": 0}, False),
+    ],
+    ids=["default", "sampled", "t0", "t0.0", "seed", "opt-in", "opt-out"],
+)
+async def test_only_repeatable_requests_are_cached(
+    mode: str, kw: dict[str, Any], cached: bool
+) -> None:
+    """Safe by default: temperature 0, a seed, or an opt-in; cache=False bypasses."""
+    env = Env(mode)
+    await env.ask(**kw)
+    await env.ask(**kw)
+    assert env.upstream == (1 if cached else 2)
+    assert env.store.size() == (1 if cached else 0)
+
+
+async def test_always_caches_sampled_requests(mode: str) -> None:
+    """ResponseCache(always=True) opts a whole client in."""
+    env = Env(mode, ResponseCache(MemoryCacheStore(), always=True))
+    await env.ask()
+    await env.ask()
+    assert env.upstream == 1
+
+
+async def test_cache_false_does_not_read(mode: str) -> None:
+    """cache=False skips a stored answer as well as storing."""
+    env = Env(mode)
+    await env.ask(temperature=0)
+    await env.ask(temperature=0, cache=False)
+    assert env.upstream == 2
+
+
+async def test_refresh_overwrites(mode: str) -> None:
+    """cache_refresh=True calls upstream and stores the new answer."""
+    provider = FakeProvider().script(Reply("old"), Reply("new"))
+    env = Env(mode, provider=provider)
+    await env.ask(temperature=0)
+    refreshed = await env.ask(temperature=0, cache_refresh=True)
+    served = await env.ask(temperature=0)
+    assert env.upstream == 2
+    assert refreshed.choices[0].message.content == "new"
+    assert served.choices[0].message.content == "new" and is_hit(served)
+
+
+async def test_ttl_per_call_and_per_client(mode: str) -> None:
+    """cache_ttl= bounds one entry's life; ResponseCache(ttl=) sets the default."""
+    env = Env(mode)
+    env.cache.ttl = 100
+    await env.ask(temperature=0, cache_ttl=10)
+    await env.ask(temperature=0, messages=[{"role": "user", "content": "other"}])
+    env.clock.now = 50
+    await env.ask(temperature=0)  # expired: upstream again
+    await env.ask(temperature=0, messages=[{"role": "user", "content": "other"}])  # still there
+    assert env.upstream == 3
+    env.clock.now = 500
+    await env.ask(temperature=0, messages=[{"role": "user", "content": "other"}])
+    assert env.upstream == 4
+
+
+@pytest.mark.parametrize(
+    ("reply", "stored"),
+    [
+        (Reply("ok", finish_reason="stop"), True),
+        (Reply("cut", finish_reason="length"), False),
+        (Reply("blocked", finish_reason="content_filter"), False),
+        (Reply(""), False),
+        (Reply(tool_calls=[{"name": "f", "arguments": "{}"}]), True),
+    ],
+    ids=["stop", "length", "content_filter", "empty", "tool_calls"],
+)
+async def test_unusable_answers_are_not_stored(mode: str, reply: Reply, stored: bool) -> None:
+    """Truncated, filtered and empty answers are never stored; good ones are."""
+    env = Env(mode, provider=FakeProvider().script(reply))
+    await env.ask(temperature=0)
+    assert env.store.size() == (1 if stored else 0)
+
+
+async def test_truncated_answers_on_request(mode: str) -> None:
+    """store_truncated=True keeps finish_reason="length" answers."""
+    store = MemoryCacheStore()
+    env = Env(
+        mode,
+        ResponseCache(store, store_truncated=True),
+        provider=FakeProvider().script(Reply("cut", finish_reason="length")),
+    )
+    await env.ask(temperature=0)
+    assert store.size() == 1
+
+
+async def test_errors_are_not_stored(mode: str) -> None:
+    """An upstream error propagates unchanged and stores nothing."""
+    env = Env(mode, provider=FakeProvider().script(Error(500)))
+    with pytest.raises(openai.InternalServerError):
+        await env.ask(temperature=0)
+    await env.ask(temperature=0)
+    assert env.upstream == 2 and env.store.size() == 1
+
+
+async def test_several_choices(mode: str) -> None:
+    """n>1 answers are cached whole when every choice is usable."""
+    env = Env(mode)
+    first = await env.ask(temperature=0, n=3)
+    second = await env.ask(temperature=0, n=3)
+    assert len(second.choices) == 3 and second.model_dump() == first.model_dump()
+    assert env.upstream == 1
+
+
+# -- scopes -------------------------------------------------------------------------------
+
+
+async def test_api_keys_never_share(mode: str) -> None:
+    """Two clients with different API keys never answer each other, even with one store."""
+    provider, store = FakeProvider(), MemoryCacheStore()
+    a = Env(mode, ResponseCache(store), provider=provider, api_key="key-a")
+    b = Env(mode, ResponseCache(store), provider=provider, api_key="key-b")
+    await a.ask(temperature=0)
+    await b.ask(temperature=0)
+    assert len(provider.requests) == 2
+    await a.ask(temperature=0)
+    await b.ask(temperature=0)
+    assert len(provider.requests) == 2
+    assert store.size() == 2
+
+
+async def test_the_key_is_never_stored(tmp_path: Path, mode: str) -> None:
+    """The API key appears nowhere in the cache directory."""
+    store = DiskCacheStore(tmp_path / "c")
+    env = Env(mode, ResponseCache(store), api_key="sk-very-secret-key")
+    await env.ask(temperature=0)
+    store.close()
+    for path in (tmp_path / "c").rglob("*"):
+        if path.is_file():
+            assert b"sk-very-secret-key" not in path.read_bytes()
+
+
+async def test_per_call_scope(mode: str) -> None:
+    """cache_scope= isolates tenants of one client."""
+    env = Env(mode)
+    await env.ask(temperature=0, cache_scope="tenant-1")
+    await env.ask(temperature=0, cache_scope="tenant-2")
+    await env.ask(temperature=0)
+    assert env.upstream == 3
+    hit = await env.ask(temperature=0, cache_scope="tenant-2")
+    assert is_hit(hit) and env.upstream == 3
+
+
+async def test_client_scope_shares_across_keys(mode: str) -> None:
+    """ResponseCache(scope=...) shares entries between keys on purpose."""
+    provider, store = FakeProvider(), MemoryCacheStore()
+    a = Env(mode, ResponseCache(store, scope="team"), provider=provider, api_key="key-a")
+    b = Env(mode, ResponseCache(store, scope="team"), provider=provider, api_key="key-b")
+    await a.ask(temperature=0)
+    assert is_hit(await b.ask(temperature=0))
+    assert len(provider.requests) == 1
+
+
+# -- streams ------------------------------------------------------------------------------
+
+
+async def test_streamed_miss_then_streamed_hit(mode: str) -> None:
+    """A streamed miss passes through and is stored; the hit replays a real stream."""
+    env = Env(mode)
+    stream, chunks = await env.ask(temperature=0, stream=True)
+    assert not is_hit(stream) and env.store.size() == 1
+    replay, again = await env.ask(temperature=0, stream=True)
+    assert env.upstream == 1 and is_hit(replay)
+    assert isinstance(replay, CostwiseStream if mode == "sync" else AsyncCostwiseStream)
+    assert all(isinstance(c, ChatCompletionChunk) for c in again)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "".join(c.choices[0].delta.content or "" for c in again if c.choices) == text
+    assert again[-1].choices[0].finish_reason == "stop"
+    assert again[0].choices[0].delta.role == "assistant"
+    assert replay.response.status_code == 200
+
+
+async def test_stream_hit_honours_include_usage(mode: str) -> None:
+    """A replay ends with a usage chunk only if this request asked for one."""
+    env = Env(mode)
+    await env.ask(temperature=0)
+    _, plain = await env.ask(temperature=0, stream=True)
+    _, with_usage = await env.ask(
+        temperature=0, stream=True, stream_options={"include_usage": True}
+    )
+    assert env.upstream == 1
+    assert all(c.usage is None for c in plain)
+    assert with_usage[-1].usage is not None and with_usage[-1].choices == []
+
+
+async def test_stream_entry_serves_plain_request(mode: str) -> None:
+    """An answer stored from a stream serves a non-streamed request, and vice versa."""
+    env = Env(mode)
+    _, chunks = await env.ask(temperature=0, stream=True, stream_options={"include_usage": True})
+    hit = await env.ask(temperature=0)
+    assert is_hit(hit) and type(hit) is ChatCompletion
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert hit.choices[0].message.content == text
+    assert hit.usage is not None and hit.usage.total_tokens > 0
+    assert env.upstream == 1
+    hit_entry = list(env.ledger.entries())[-1]
+    assert hit_entry.kind == "hit" and hit_entry.baseline_nanos
+
+
+async def test_stream_without_usage_still_shows_saving(mode: str) -> None:
+    """A hit on an entry stored from a usage-less stream is priced from a token estimate."""
+    env = Env(mode)
+    await env.ask(temperature=0, stream=True)
+    hit = await env.ask(temperature=0)
+    assert hit.usage is None  # the caller gets what was stored
+    entry = list(env.ledger.entries())[-1]
+    assert entry.kind == "hit" and entry.baseline_nanos and entry.completion_tokens > 0
+
+
+async def test_broken_stream_is_not_stored(mode: str) -> None:
+    """A stream that fails midway is not stored."""
+    env = Env(mode, provider=FakeProvider().script(Disconnect(after=3)))
+    with pytest.raises(openai.APIConnectionError):
+        await env.ask(temperature=0, stream=True)
+    assert env.store.size() == 0
+
+
+async def test_stream_closed_early_is_not_stored(mode: str) -> None:
+    """A stream the caller abandons is not stored."""
+    env = Env(mode)
+    create = env.client.chat.completions.create
+    kw: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "messages": MSGS,
+        "temperature": 0,
+        "stream": True,
+    }
+    if mode == "sync":
+        stream = create(**kw)
+        next(iter(stream))
+        stream.close()
+    else:
+        stream = await create(**kw)
+        await stream.__anext__()
+        await stream.close()
+    assert env.store.size() == 0
+
+
+# -- faults -------------------------------------------------------------------------------
+
+
+async def test_corrupt_entry_is_a_miss(mode: str) -> None:
+    """A corrupt entry: a warning, a call upstream, and the entry is replaced."""
+    env = Env(mode)
+    await env.ask(temperature=0)
+    (key,) = list(env.store._data)
+    env.store.set(key, b'{"not": "a completion"')
+    with pytest.warns(CostwiseWarning, match="corrupt"):
+        answer = await env.ask(temperature=0)
+    assert not is_hit(answer) and env.upstream == 2
+    assert is_hit(await env.ask(temperature=0))
+
+
+class BrokenStore(MemoryCacheStore):
+    """A store whose every operation fails."""
+
+    @override
+    def get(self, key: str) -> bytes | None:
+        raise OSError("disk on fire")
+
+    @override
+    def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        raise OSError("disk on fire")
+
+
+async def test_failing_store_never_fails_the_call(mode: str) -> None:
+    """Store errors are warnings; the answer comes from upstream."""
+    env = Env(mode, ResponseCache(BrokenStore()))
+    with pytest.warns(CostwiseWarning, match="disk on fire"):
+        answer = await env.ask(temperature=0)
+    assert answer.choices[0].message.content
+
+
+async def test_redis_down_goes_upstream(mode: str) -> None:
+    """With Redis down the call goes upstream, with one warning, and caching resumes after."""
+    with start_redis() as server:
+        store = RedisCacheStore(server.url, timeout=0.05, retry_after=0)
+        env = Env(mode, ResponseCache(store))
+        await env.ask(temperature=0)
+        server.stop()
+        with pytest.warns(CostwiseWarning, match="Redis cache unavailable"):
+            answer = await env.ask(temperature=0)
+        assert not is_hit(answer) and env.upstream == 2
+        server.start()
+        await env.ask(temperature=0)
+        assert is_hit(await env.ask(temperature=0))
+        store.close()
+
+
+async def test_redis_shared_between_clients(mode: str, redis_url: str) -> None:
+    """Two clients (two workers) with one Redis share answers."""
+    import time
+
+    prefix = f"test-cache:{time.time_ns()}:"
+    provider = FakeProvider()
+    stores = [RedisCacheStore(redis_url, prefix=prefix, timeout=1.0) for _ in range(2)]
+    a = Env(mode, ResponseCache(stores[0]), provider=provider)
+    b = Env(mode, ResponseCache(stores[1]), provider=provider)
+    await a.ask(temperature=0)
+    assert is_hit(await b.ask(temperature=0))
+    assert len(provider.requests) == 1
+    stores[0].clear()
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def test_store_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path gives a disk store, a redis URL a Redis store, nothing the default directory."""
+    assert isinstance(ResponseCache(str(tmp_path / "a")).store, DiskCacheStore)
+    assert isinstance(ResponseCache(tmp_path / "b").store, DiskCacheStore)
+    assert isinstance(ResponseCache("redis://127.0.0.1:1/0")._store, RedisCacheStore)
+    monkeypatch.setenv("COSTWISE_CACHE_DIR", str(tmp_path / "default"))
+    default = ResponseCache()
+    assert isinstance(default.store, DiskCacheStore)
+    assert default.store.directory == tmp_path / "default"
+    with pytest.raises(TypeError, match="CacheStore"):
+        ResponseCache(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ttl"):
+        ResponseCache(MemoryCacheStore(), ttl=0)
+
+
+def test_is_hit_on_other_objects() -> None:
+    """is_hit is False for anything the cache did not serve."""
+    assert not is_hit(None)
+    assert not is_hit(object())
+
+
+@pytest.fixture
+def disk_env(tmp_path: Path) -> Iterator[DiskCacheStore]:
+    store = DiskCacheStore(tmp_path / "c")
+    yield store
+    store.close()
+
+
+async def test_disk_store_end_to_end(mode: str, disk_env: DiskCacheStore) -> None:
+    """The default backend serves hits through the client."""
+    env = Env(mode, ResponseCache(disk_env))
+    await env.ask(temperature=0)
+    assert is_hit(await env.ask(temperature=0))

@@ -1,0 +1,270 @@
+"""Cache stores: memory, diskcache and a real Redis; limits, expiry, outages, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from costwise import CostwiseWarning
+from costwise.cache import CacheStore, DiskCacheStore, MemoryCacheStore, RedisCacheStore
+from redisserver import redis_url, start_redis
+
+__all__ = ["redis_url"]  # the fixture, re-exported so pytest finds it here
+
+_prefixes = iter(range(10**6))
+
+
+def _prefix() -> str:
+    return f"test:{time.time_ns()}:{next(_prefixes)}:"
+
+
+@pytest.fixture(params=["memory", "disk", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CacheStore]:
+    """Each store kind, empty."""
+    made: CacheStore
+    if request.param == "memory":
+        made = MemoryCacheStore()
+    elif request.param == "disk":
+        made = DiskCacheStore(tmp_path / "cache")
+    else:
+        made = RedisCacheStore(request.getfixturevalue("redis_url"), prefix=_prefix(), timeout=1.0)
+    yield made
+    made.clear()
+    made.close()
+
+
+def test_protocol(store: CacheStore) -> None:
+    """Every store is a CacheStore: set, get, delete, clear, size."""
+    assert isinstance(store, CacheStore)
+    assert store.get("k") is None
+    store.set("k", b'{"a":1}')
+    store.set("j", b"two")
+    assert store.get("k") == b'{"a":1}'
+    assert store.size() == 2
+    store.set("k", b"new")
+    assert store.get("k") == b"new"
+    assert store.size() == 2
+    store.delete("k")
+    assert store.get("k") is None
+    store.delete("missing")
+    store.clear()
+    assert store.size() == 0
+    assert store.get("j") is None
+
+
+def test_threads_lose_nothing(store: CacheStore) -> None:
+    """Eight threads writing and reading one store at once lose no entry."""
+    errors: list[str] = []
+
+    def work(t: int) -> None:
+        for i in range(40):
+            store.set(f"t{t}-{i}", f"value-{t}-{i}".encode())
+            store.set(f"shared-{i}", b"shared")
+            if store.get(f"t{t}-{i}") != f"value-{t}-{i}".encode():
+                errors.append(f"t{t}-{i}")
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert store.size() == 8 * 40 + 40
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_memory_ttl_and_lru() -> None:
+    """The memory store expires entries and evicts the least recently used."""
+    clock = Clock()
+    store = MemoryCacheStore(max_entries=3, clock=clock)
+    store.set("a", b"1", ttl=10)
+    store.set("b", b"2")
+    store.set("c", b"3")
+    assert store.get("a") == b"1"  # a is now the most recently used
+    store.set("d", b"4")  # evicts b
+    assert store.get("b") is None
+    assert {k for k in "acd" if store.get(k)} == set("acd")
+    clock.now += 11
+    assert store.get("a") is None
+
+
+def test_memory_byte_limit() -> None:
+    """The memory store stays under max_bytes, and skips a value larger than the limit."""
+    store = MemoryCacheStore(max_bytes=100)
+    for i in range(10):
+        store.set(str(i), b"x" * 30)
+    assert store.size() == 3
+    store.set("huge", b"x" * 101)
+    assert store.get("huge") is None
+
+
+def test_memory_rejects_bad_limits() -> None:
+    """Non-positive limits are configuration errors."""
+    with pytest.raises(ValueError, match="positive"):
+        MemoryCacheStore(max_entries=0)
+
+
+def test_disk_size_limit_evicts(tmp_path: Path) -> None:
+    """The disk store culls entries once its directory passes size_limit."""
+    store = DiskCacheStore(tmp_path / "c", size_limit=200_000)
+    for i in range(100):
+        store.set(f"k{i}", bytes([i % 250]) * 10_000)
+    assert store.size() < 100
+    assert store.volume() < 400_000
+    assert store.get("k99") == bytes([99]) * 10_000
+    store.close()
+
+
+def test_disk_ttl(tmp_path: Path) -> None:
+    """A disk entry is gone after its TTL."""
+    store = DiskCacheStore(tmp_path / "c")
+    store.set("k", b"v", ttl=0.05)
+    assert store.get("k") == b"v"
+    time.sleep(0.1)
+    assert store.get("k") is None
+    store.close()
+
+
+def test_disk_survives_reopen(tmp_path: Path) -> None:
+    """Entries persist across store instances (a restart)."""
+    DiskCacheStore(tmp_path / "c").set("k", b"v")
+    assert DiskCacheStore(tmp_path / "c").get("k") == b"v"
+
+
+def test_redis_ttl_and_cap(redis_url: str) -> None:
+    """Redis entries carry a TTL, and the store keeps at most max_entries."""
+    import redis
+
+    prefix = _prefix()
+    store = RedisCacheStore(redis_url, prefix=prefix, max_entries=5, ttl=60, timeout=1.0)
+    store.set("short", b"v", ttl=2.5)
+    raw = redis.Redis.from_url(redis_url)
+    assert 0 < raw.pttl(prefix + "short") <= 2500
+    for i in range(10):
+        store.set(f"k{i}", b"v")
+    assert store.size() == 5
+    # The entries closest to expiry went first: the short one, then the oldest.
+    assert store.get("short") is None
+    assert [store.get(f"k{i}") is not None for i in range(10)] == [False] * 5 + [True] * 5
+    store.clear()
+    raw.close()
+
+
+def test_redis_rejects_bad_config() -> None:
+    """A Redis store needs a URL or a client, and positive limits."""
+    with pytest.raises(ValueError, match="url or a client"):
+        RedisCacheStore()
+    with pytest.raises(ValueError, match="positive"):
+        RedisCacheStore("redis://127.0.0.1:1/0", ttl=0)
+
+
+def test_redis_outage_is_a_miss_with_one_warning() -> None:
+    """A Redis outage: misses and skipped writes, one warning, recovery when it is back."""
+    clock = Clock()
+    with start_redis() as server:
+        store = RedisCacheStore(server.url, timeout=0.05, retry_after=5, clock=clock)
+        store.set("k", b"v")
+        assert store.get("k") == b"v"
+        server.stop()
+        with pytest.warns(CostwiseWarning, match="Redis cache unavailable"):
+            assert store.get("k") is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no second warning during the same outage
+            assert store.get("k") is None
+            store.set("k", b"v2")
+            clock.now += 10
+            assert store.get("k") is None  # retried, still down: no new warning
+        server.start()
+        clock.now += 10
+        assert store.get("k") is None  # back, and empty (no persistence)
+        store.set("k", b"v3")
+        assert store.get("k") == b"v3"
+        assert store.ping()
+        store.close()
+
+
+def test_slow_redis_times_out() -> None:
+    """A Redis that accepts but never answers costs one short timeout, then a miss."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        store = RedisCacheStore(f"redis://127.0.0.1:{port}/0", timeout=0.05)
+        start = time.perf_counter()
+        with pytest.warns(CostwiseWarning, match="TimeoutError|Timeout"):
+            assert store.get("k") is None
+        assert time.perf_counter() - start < 1.0
+        assert store.get("k") is None  # within retry_after: not even tried
+        assert not store.ping()
+        store.close()
+
+
+# -- several processes --------------------------------------------------------------------
+
+
+def _hammer(kind: str, target: str, worker: int, n: int) -> list[str]:
+    """Run in a child process: write own and shared keys, read them back."""
+    store: Any = (
+        DiskCacheStore(target)
+        if kind == "disk"
+        else RedisCacheStore(target.split("|")[0], prefix=target.split("|")[1], timeout=5.0)
+    )
+    bad = []
+    for i in range(n):
+        store.set(f"w{worker}-{i}", f"value-{worker}-{i}".encode())
+        store.set(f"shared-{i}", f"shared-{i}".encode())
+        if store.get(f"w{worker}-{i}") != f"value-{worker}-{i}".encode():
+            bad.append(f"w{worker}-{i}")
+    store.close()
+    return bad
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ProcessPoolExecutor]:
+    """Three spawned worker processes, shared by the multi-process tests."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=3, mp_context=ctx) as executor:
+        yield executor
+
+
+@pytest.mark.parametrize("kind", ["disk", "redis"])
+def test_processes_lose_nothing(
+    kind: str, pool: ProcessPoolExecutor, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Three processes hammering one diskcache directory or one Redis lose and corrupt nothing."""
+    n = 60
+    if kind == "disk":
+        target = str(tmp_path / "shared")
+        check: CacheStore = DiskCacheStore(target)
+    else:
+        url, prefix = request.getfixturevalue("redis_url"), _prefix()
+        target = f"{url}|{prefix}"
+        check = RedisCacheStore(url, prefix=prefix, timeout=5.0)
+    futures = [pool.submit(_hammer, kind, target, w, n) for w in range(3)]
+    assert [f.result(timeout=120) for f in futures] == [[], [], []]
+    for w in range(3):
+        for i in range(n):
+            assert check.get(f"w{w}-{i}") == f"value-{w}-{i}".encode()
+    for i in range(n):
+        assert check.get(f"shared-{i}") == f"shared-{i}".encode()
+    assert check.size() == 3 * n + n
+    check.clear()
+    check.close()
