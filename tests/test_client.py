@@ -425,6 +425,7 @@ class TestConfiguration:
         client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
         assert type(client.ledger.store).__name__ == "SQLiteStore"
         assert str(client.ledger.store.path).endswith("default-ledger.sqlite")  # type: ignore[attr-defined]
+        client.ledger.flush()
         assert len(list(Ledger(client.ledger.store).entries())) == 1
 
 

@@ -10,12 +10,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from typing_extensions import Self, override
-
-if TYPE_CHECKING:
-    from .ledger import LedgerEntry
 
 __all__ = ["REMOVE", "Call", "CallTrace", "Method", "client_scope"]
 
@@ -91,7 +88,7 @@ class CallTrace:
         self.feature = feature
         self.baseline_model = baseline_model
         self.started = time.time()
-        self.entries: list[LedgerEntry] = []
+        self.entries: list[dict[str, Any]] = []  # pending LedgerEntry fields, built at finish
         self.acted: list[str] = []
         self.detail: dict[str, Any] = {}
         self.baseline_extra_prompt_tokens = 0
@@ -123,10 +120,10 @@ class CallTrace:
         with self._lock:
             index = self._by_response.get(id(response))
             if index is not None:
-                self.entries[index] = dataclasses.replace(self.entries[index], **fields)
+                self.entries[index].update(fields)
 
-    def add(self, entry: LedgerEntry, response: object = None) -> None:
-        """Queue a ledger entry; `response` links it to the object returned upstream."""
+    def add(self, entry: dict[str, Any], response: object = None) -> None:
+        """Queue a ledger entry's fields; `response` links it to the object returned upstream."""
         with self._lock:
             if response is not None:
                 self._by_response[id(response)] = len(self.entries)

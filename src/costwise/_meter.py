@@ -13,7 +13,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncStream, Stream
@@ -30,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["Meter"]
 
 logger = logging.getLogger("costwise")
+
+_NO_USAGE = Usage(prompt_tokens=0, completion_tokens=0)
 
 
 def _new_id() -> str:
@@ -69,30 +70,34 @@ class Meter:
         started: float,
         status: str = "ok",
         estimated: bool = False,
-    ) -> LedgerEntry:
-        cost = None if usage is None else self.prices.cost(model, usage)
-        u = usage or Usage(prompt_tokens=0, completion_tokens=0)
-        return LedgerEntry(
-            id=_new_id(),
-            call_id=call.trace.call_id,
-            ts=call.trace.started,
-            feature=call.feature,
-            requested_model=call.trace.baseline_model,
-            model=model,
-            kind="overhead" if call.purpose is not None else "upstream",
-            status=status,
-            purpose=call.purpose,
-            prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens,
-            cached_tokens=u.cached_tokens,
-            cache_write_tokens=u.cache_write_tokens,
-            reasoning_tokens=u.reasoning_tokens,
-            cost_nanos=0 if usage is None else (None if cost is None else to_nanos(cost)),
-            baseline_nanos=0,
-            estimated=estimated,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            tier=call.tier,
-        )
+    ) -> dict[str, Any]:
+        """The fields of one attempt's ledger entry (the entry is built once, at finish)."""
+        if usage is None:  # a failed attempt: providers bill nothing for it
+            cost_nanos: int | None = 0
+            usage = _NO_USAGE
+        else:
+            cost = self.prices.cost(model, usage)
+            cost_nanos = None if cost is None else to_nanos(cost)
+        return {
+            "id": _new_id(),
+            "call_id": call.trace.call_id,
+            "ts": call.trace.started,
+            "feature": call.feature,
+            "requested_model": call.trace.baseline_model,
+            "model": model,
+            "kind": "overhead" if call.purpose is not None else "upstream",
+            "status": status,
+            "purpose": call.purpose,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cost_nanos": cost_nanos,
+            "estimated": estimated,
+            "latency_ms": (time.perf_counter() - started) * 1000.0,
+            "tier": call.tier,
+        }
 
     def _estimate(self, call: Call, completion_text: str) -> Usage:
         return Usage(
@@ -194,64 +199,72 @@ class Meter:
             if trace.finished:
                 return
             trace.finished = True
-            entries = list(trace.entries)
-        strategy = "+".join(trace.acted) or None
-        final: int | None = None
+            pending = list(trace.entries)
         if trace.hit is not None:
-            entries.append(self._hit_entry(trace))
-            final = len(entries) - 1
+            pending.append(self._hit_fields(trace))
+            final: int | None = len(pending) - 1
         elif result is not None:
             final = trace.entry_for(result)
             if final is None:
-                ok = [i for i, e in enumerate(entries) if e.kind == "upstream" and e.status == "ok"]
+                ok = [
+                    i
+                    for i, e in enumerate(pending)
+                    if e["kind"] == "upstream" and e["status"] == "ok"
+                ]
                 final = ok[-1] if ok else None
-        if final is None and entries:
-            final = len(entries) - 1
-            result = None  # the call failed: no baseline is owed
-        out = []
-        for i, e in enumerate(entries):
-            fields: dict[str, Any] = {"strategy": strategy} if strategy else {}
+        else:
+            final = None
+        failed = final is None
+        if failed and pending:
+            final = len(pending) - 1  # the call raised: its last attempt closes it, no baseline
+        strategy = "+".join(trace.acted) or None
+        detail = _jsonable(trace.detail) if trace.detail else None
+        entries = []
+        for i, fields in enumerate(pending):
             if i == final:
                 fields["final"] = True
-                fields["baseline_nanos"] = self._baseline(trace, e) if result is not None else 0
-                if trace.detail:
-                    fields["detail"] = {**e.detail, **_jsonable(trace.detail)}
-            out.append(replace(e, **fields) if fields else e)
-        if out:
-            self.ledger.record(out)
+                fields["baseline_nanos"] = 0 if failed else self._baseline(trace, fields)
+                if detail:
+                    fields["detail"] = detail
+            entries.append(LedgerEntry(strategy=strategy, **fields))
+        if entries:
+            self.ledger.record(entries)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "ledger: %s",
-                    ", ".join(f"{e.kind} {e.model} {e.status} cost={e.cost_nanos}n$" for e in out),
+                    ", ".join(
+                        f"{e.kind} {e.model} {e.status} cost={e.cost_nanos}n$" for e in entries
+                    ),
                 )
 
-    def _hit_entry(self, trace: CallTrace) -> LedgerEntry:
+    def _hit_fields(self, trace: CallTrace) -> dict[str, Any]:
         completion: ChatCompletion = trace.hit
-        usage = Usage.from_openai(completion.usage) or Usage(prompt_tokens=0, completion_tokens=0)
-        return LedgerEntry(
-            id=_new_id(),
-            call_id=trace.call_id,
-            ts=trace.started,
-            feature=trace.feature,
-            requested_model=trace.baseline_model,
-            model=completion.model,
-            kind="hit",
-            strategy=trace.hit_by,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cost_nanos=0,
-            latency_ms=(time.time() - trace.started) * 1000.0,
-        )
+        usage = Usage.from_openai(completion.usage) or _NO_USAGE
+        return {
+            "id": _new_id(),
+            "call_id": trace.call_id,
+            "ts": trace.started,
+            "feature": trace.feature,
+            "requested_model": trace.baseline_model,
+            "model": completion.model,
+            "kind": "hit",
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cost_nanos": 0,
+            "latency_ms": (time.time() - trace.started) * 1000.0,
+        }
 
-    def _baseline(self, trace: CallTrace, entry: LedgerEntry) -> int | None:
+    def _baseline(self, trace: CallTrace, fields: dict[str, Any]) -> int | None:
         """What the final answer's tokens cost at the model the caller wrote."""
+        if not trace.acted and fields["kind"] == "upstream":
+            return fields["cost_nanos"]  # nothing changed the call: as written is as sent
         usage = Usage(
-            prompt_tokens=entry.prompt_tokens + trace.baseline_extra_prompt_tokens,
-            completion_tokens=entry.completion_tokens,
-            cached_tokens=entry.cached_tokens,
-            reasoning_tokens=entry.reasoning_tokens,
+            prompt_tokens=fields["prompt_tokens"] + trace.baseline_extra_prompt_tokens,
+            completion_tokens=fields["completion_tokens"],
+            cached_tokens=fields["cached_tokens"],
+            reasoning_tokens=fields["reasoning_tokens"],
         )
         cost = self.prices.cost(trace.baseline_model, usage)
         return None if cost is None else to_nanos(cost)

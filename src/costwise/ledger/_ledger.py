@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -9,6 +11,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -17,6 +20,7 @@ from typing_extensions import override
 
 from .._exceptions import CostwiseWarning, LedgerError
 from ._entry import FIELDS, LedgerEntry
+from ._journal import Journal, read_orphans
 from ._report import Report
 from ._store import Group, LedgerStore, MemoryStore
 
@@ -85,6 +89,8 @@ class Ledger:
         store: LedgerStore | str | os.PathLike[str] | None = None,
         *,
         on_record: Sequence[Callable[[Sequence[LedgerEntry]], None]] = (),
+        flush_interval: float = 0.25,
+        write_behind: bool | None = None,
     ) -> None:
         if store is None or isinstance(store, str | os.PathLike):
             from ._sqlite import SQLiteStore
@@ -97,30 +103,113 @@ class Ledger:
         self._hooks = tuple(on_record)
         self._pending: list[LedgerEntry] = []
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._interval = flush_interval
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = -1
+        self._retired: list[tuple[Path, int]] = []
+        self._outage = False
+        journal_dir = getattr(store, "journal_dir", None)
+        if write_behind is None:
+            write_behind = journal_dir is not None
+        if write_behind and journal_dir is None:
+            msg = f"write_behind=True needs a store with a journal_dir; {store!r} has none"
+            raise ValueError(msg)
+        self._journal = Journal(Path(journal_dir)) if write_behind else None
+        if self._journal is not None:
+            self._recover()
 
     @classmethod
     def memory(cls) -> Ledger:
         """A ledger kept in memory (tests, notebooks)."""
         return cls(MemoryStore())
 
-    def record(self, entries: Sequence[LedgerEntry]) -> None:
-        """Store entries (atomically), retrying any that an earlier failure left pending."""
-        with self._lock:
-            batch = [*self._pending, *entries] if self._pending else list(entries)
+    def _recover(self) -> None:
+        """Replay journals that dead processes left behind (their entries were acknowledged)."""
+        assert self._journal is not None
+        for path, fd, entries in read_orphans(self._journal.directory):
             try:
-                self.store.write(batch)
-            except Exception as exc:  # any store failure: keep the entries, never lose them
-                self._pending = batch
-                warnings.warn(
-                    f"ledger store {self.store!r} failed ({exc}); {len(batch)} entries are kept "
-                    f"in memory and retried on the next write",
-                    CostwiseWarning,
-                    stacklevel=3,
-                )
-                return
-            self._pending = []
+                self.store.write(entries)
+            except Exception as exc:
+                os.close(fd)
+                msg = f"cannot replay the ledger journal {str(path)!r} into {self.store!r}: {exc}"
+                raise LedgerError(msg, path=str(path)) from exc
+            Journal.retire(path, fd)
+            logger.info("costwise: replayed %d ledger entries from %s", len(entries), path)
+
+    def record(self, entries: Sequence[LedgerEntry]) -> None:
+        """Record entries: durable when this returns, counted once, whatever the store does.
+
+        With a journaling store (SQLite) the entries are appended to this process's journal
+        and written to the store in the background within ``flush_interval`` seconds (or at
+        once by `flush`, `report`, `entries` and at exit). Otherwise they are written
+        through, and kept for a retry if the store fails.
+        """
+        if self._journal is not None:
+            with self._lock:
+                self._journal.append(entries)
+                self._pending.extend(entries)
+                if self._thread_pid != os.getpid():
+                    self._start_flusher()
+                if len(self._pending) >= 512:
+                    self._wake.set()
+        else:
+            with self._lock:
+                batch = [*self._pending, *entries] if self._pending else list(entries)
+                try:
+                    self.store.write(batch)
+                except Exception as exc:  # any store failure: keep the entries, never lose them
+                    self._pending = batch
+                    warnings.warn(
+                        f"ledger store {self.store!r} failed ({exc}); {len(batch)} entries are "
+                        f"kept in memory and retried on the next write",
+                        CostwiseWarning,
+                        stacklevel=3,
+                    )
+                    return
+                self._pending = []
         for hook in self._hooks:
             hook(entries)
+
+    def _start_flusher(self) -> None:
+        self._thread_pid = os.getpid()
+        ref = weakref.ref(self)
+        self._thread = threading.Thread(
+            target=_flusher,
+            args=(ref, self._wake, self._interval),
+            daemon=True,
+            name="costwise-ledger",
+        )
+        self._thread.start()
+        atexit.register(_flush_at_exit, ref)
+
+    def _flush_journal(self) -> None:
+        assert self._journal is not None
+        with self._flush_lock:
+            with self._lock:
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+                rotated = self._journal.rotate()
+            if rotated is not None:
+                self._retired.append(rotated)
+            try:
+                self.store.write(batch)
+            except Exception as exc:  # the store is down: keep entries (and their journal)
+                with self._lock:
+                    self._pending[:0] = batch
+                if not self._outage:
+                    self._outage = True
+                    _warn(
+                        f"ledger store {self.store!r} failed ({exc}); {len(batch)} entries are "
+                        f"kept in the local journal and retried"
+                    )
+                return
+            self._outage = False
+            for path, fd in self._retired:
+                Journal.retire(path, fd)
+            self._retired.clear()
 
     @property
     def pending(self) -> int:
@@ -128,8 +217,11 @@ class Ledger:
         return len(self._pending)
 
     def flush(self) -> None:
-        """Retry writing pending entries now."""
-        self.record(())
+        """Write pending entries to the store now (they are durable already)."""
+        if self._journal is not None:
+            self._flush_journal()
+        elif self._pending:
+            self.record(())
 
     def report(
         self,
@@ -198,13 +290,52 @@ class Ledger:
         return pd.DataFrame([e.to_dict() for e in self.entries(**when)], columns=list(FIELDS))
 
     def close(self) -> None:
-        """Flush pending entries and close the store."""
+        """Flush pending entries and close the store.
+
+        Raises:
+            LedgerError: entries could not be written (they stay in the journal, if any).
+        """
         self.flush()
         if self._pending:
             msg = f"{len(self._pending)} ledger entries could not be written to {self.store!r}"
             raise LedgerError(msg)
+        if self._journal is not None:
+            self._journal.close()
+        self._wake.set()
         self.store.close()
 
     @override
     def __repr__(self) -> str:
         return f"Ledger({self.store!r})"
+
+
+def _warn(message: str) -> None:
+    # Called from the flusher thread, where an exception (a warning turned into an error by a
+    # filter) would kill the thread: log it too, and never let it escape.
+    logger.warning("costwise: %s", message)
+    with contextlib.suppress(Exception):
+        warnings.warn(message, CostwiseWarning, stacklevel=2)
+
+
+def _flusher(ref: weakref.ReferenceType[Ledger], wake: threading.Event, interval: float) -> None:
+    while True:
+        wake.wait(interval)
+        wake.clear()
+        ledger = ref()
+        if ledger is None or ledger._thread_pid != os.getpid():
+            return
+        try:
+            ledger.flush()
+        except Exception:  # keep flushing; flush() already kept the entries
+            logger.exception("costwise: ledger flush failed")
+        if ledger._journal is None or ledger._journal.fd < 0:
+            return
+        del ledger
+
+
+def _flush_at_exit(ref: weakref.ReferenceType[Ledger]) -> None:
+    ledger = ref()
+    if ledger is not None and ledger._journal is not None and ledger._thread_pid == os.getpid():
+        ledger.flush()
+        if not ledger._pending:
+            ledger._journal.close()

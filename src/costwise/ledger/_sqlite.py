@@ -105,6 +105,11 @@ class SQLiteStore:
             raise LedgerError(msg, path=str(self.path)) from exc
         self._setup(self._conn())
 
+    @property
+    def journal_dir(self) -> Path:
+        """Where the ledger's write-behind journals for this file live."""
+        return self.path.with_name(self.path.name + ".journal")
+
     def _conn(self) -> sqlite3.Connection:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
