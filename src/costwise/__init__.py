@@ -35,7 +35,6 @@ except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
 
 __all__ = [
-    "REMOVE",
     "Answer",
     "AsyncCostwiseClient",
     "AsyncCostwiseStream",
@@ -51,6 +50,7 @@ __all__ = [
     "LedgerError",
     "Pipeline",
     "PricingError",
+    "REMOVE",
     "StrategyError",
     "UnknownModelError",
     "current_feature",

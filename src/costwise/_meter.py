@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from openai import AsyncStream, Stream
 from openai.types.chat import ChatCompletion
@@ -259,7 +259,7 @@ class Meter:
     def _baseline(self, trace: CallTrace, fields: dict[str, Any]) -> int | None:
         """What the final answer's tokens cost at the model the caller wrote."""
         if not trace.acted and fields["kind"] == "upstream":
-            return fields["cost_nanos"]  # nothing changed the call: as written is as sent
+            return cast("int | None", fields["cost_nanos"])  # nothing changed: as written = as sent
         usage = Usage(
             prompt_tokens=fields["prompt_tokens"] + trace.baseline_extra_prompt_tokens,
             completion_tokens=fields["completion_tokens"],

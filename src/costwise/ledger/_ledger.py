@@ -116,7 +116,7 @@ class Ledger:
         if write_behind and journal_dir is None:
             msg = f"write_behind=True needs a store with a journal_dir; {store!r} has none"
             raise ValueError(msg)
-        self._journal = Journal(Path(journal_dir)) if write_behind else None
+        self._journal = Journal(Path(journal_dir)) if write_behind and journal_dir else None
         if self._journal is not None:
             self._recover()
 
