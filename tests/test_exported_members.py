@@ -1,4 +1,4 @@
-"""The public surface: every name in __all__ exists, nothing private leaks, and imports stay light."""
+"""The public surface: names in __all__ exist, nothing private leaks, imports stay light."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def test_import_is_light() -> None:
     """import costwise loads no numpy, redis, tiktoken, diskcache, onnxruntime or sklearn."""
     code = (
         "import sys, costwise, costwise.strategies, costwise.ledger, costwise.pricing;"
-        "heavy = {'numpy','redis','tiktoken','diskcache','onnxruntime','sklearn','usearch','pandas'};"
+        "heavy = {'numpy','redis','tiktoken','diskcache','onnxruntime','sklearn','usearch',"
+        "'pandas'};"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
