@@ -1,0 +1,210 @@
+"""The semantic cache's parts: index, persistence, Redis sharing, verifier, calibration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from redisserver import redis_url, start_redis
+
+from costwise import CostwiseWarning
+from costwise.semantic import (
+    FEATURES,
+    RedisSemanticIndex,
+    SemanticIndex,
+    SemanticSettings,
+    VectorIndex,
+    Verifier,
+    calibrate,
+    default_settings,
+    pair_features,
+    upper_bound,
+)
+
+__all__ = ["redis_url"]  # the session fixture, re-exported for pytest
+
+
+def unit(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_exact_search_finds_the_nearest() -> None:
+    """Small indexes search exactly, best first, and skip removed entries."""
+    vectors = unit(50)
+    index = VectorIndex(32)
+    index.add_many(np.arange(50), vectors)
+    assert not index.approximate
+    (key, cos), *_ = index.search(vectors[7], k=3)
+    assert key == 7 and cos == pytest.approx(1.0, abs=1e-5)
+    assert index.remove(7) and not index.remove(7)
+    assert all(k != 7 for k, _ in index.search(vectors[7], k=50))
+    assert len(index) == 49
+
+
+def test_switches_to_hnsw_and_agrees_with_exact() -> None:
+    """Past approximate_after the HNSW graph answers, with the same nearest neighbours."""
+    vectors = unit(400)
+    index = VectorIndex(32, approximate_after=100)
+    index.add_many(np.arange(400), vectors)
+    assert index.approximate
+    hits = sum(index.search(vectors[i], k=1)[0][0] == i for i in range(0, 400, 7))
+    assert hits >= 0.95 * len(range(0, 400, 7))
+    index.add(1000, vectors[3])
+    index.remove(3)
+    assert index.search(vectors[3], k=1)[0][0] == 1000
+
+
+def test_save_and_load_without_rebuilding(tmp_path: Path) -> None:
+    """A saved HNSW index loads as HNSW with the same answers; exact ones stay exact."""
+    vectors = unit(300)
+    index = VectorIndex(32, approximate_after=100)
+    index.add_many(np.arange(300), vectors)
+    index.remove(5)
+    index.save(tmp_path / "a")
+    loaded = VectorIndex.load(tmp_path / "a", approximate_after=100)
+    assert loaded.approximate and len(loaded) == 299 and 5 not in loaded
+    assert loaded.search(vectors[9], k=1)[0][0] == 9
+    small = VectorIndex(32)
+    small.add_many(np.arange(10), vectors[:10])
+    small.save(tmp_path / "b")
+    assert not VectorIndex.load(tmp_path / "b").approximate
+
+
+def test_semantic_index_partitions_and_persists(tmp_path: Path) -> None:
+    """Partitions never see each other's entries, and a path survives a restart."""
+    vectors = unit(4)
+    index = SemanticIndex(32, path=tmp_path)
+    index.add("tenant-a", 1, vectors[0])
+    index.add("tenant-b", 2, vectors[0])
+    assert [k for k, _ in index.search("tenant-a", vectors[0])] == [1]
+    assert index.search("nobody", vectors[0]) == []
+    index.save()
+    again = SemanticIndex(32, path=tmp_path)
+    assert sorted(again.partitions()) == ["tenant-a", "tenant-b"]
+    assert [k for k, _ in again.search("tenant-b", vectors[0])] == [2]
+    with pytest.raises(ValueError, match="path"):
+        SemanticIndex(32).save()
+
+
+def test_redis_index_is_shared_between_workers(redis_url: str) -> None:
+    """Two workers share entries through Redis: adds and removals reach the other one."""
+    import redis
+
+    prefix = "test-semantic-share:"
+    vectors = unit(3)
+    one = RedisSemanticIndex(32, client=redis.Redis.from_url(redis_url), prefix=prefix)
+    two = RedisSemanticIndex(32, client=redis.Redis.from_url(redis_url), prefix=prefix)
+    one.add("p", 11, vectors[0])
+    assert [k for k, _ in two.search("p", vectors[0])] == [11]  # loaded on first use
+    one.add("p", 12, vectors[1])
+    assert two.sync(force=True) == 1
+    assert two.search("p", vectors[1])[0][0] == 12
+    one.remove("p", 11)
+    two.sync(force=True)
+    assert all(k != 11 for k, _ in two.search("p", vectors[0]))
+    late = RedisSemanticIndex(32, client=redis.Redis.from_url(redis_url), prefix=prefix)
+    assert [k for k, _ in late.search("p", vectors[1])] == [12]
+    one.clear()
+
+
+def test_redis_outage_degrades_to_local() -> None:
+    """With Redis down the index warns once and keeps serving its local entries."""
+    with start_redis() as server:
+        index = RedisSemanticIndex(32, server.url, prefix="outage:", retry_after=60)
+        vectors = unit(2)
+        index.add("p", 1, vectors[0])
+        server.stop()
+        with pytest.warns(CostwiseWarning, match="unavailable"):
+            index.add("p", 2, vectors[1])
+        assert index.search("p", vectors[1])[0][0] == 2
+
+
+def test_pair_features_flag_look_alikes() -> None:
+    """Numbers, names, negation and question words that differ are flagged."""
+    f = dict(zip(FEATURES, pair_features("Is 5 prime?", "Is 7 prime?", 0.9), strict=True))
+    assert f["number_mismatch"] == 1.0
+    f = dict(
+        zip(FEATURES, pair_features("Why visit Spain?", "Why visit China?", 0.9), strict=True)
+    )
+    assert f["name_mismatch"] == 2.0 and f["number_mismatch"] == 0.0
+    f = dict(zip(FEATURES, pair_features("Is it safe?", "Isn't it safe?", 0.9), strict=True))
+    assert f["negation_mismatch"] == 1.0
+    f = dict(zip(FEATURES, pair_features("How do I cook?", "Why do I cook?", 0.9), strict=True))
+    assert f["question_word_mismatch"] == 1.0
+    same = dict(zip(FEATURES, pair_features("Hi there", "hi there", 1.0), strict=True))
+    assert same["identical"] == 1.0 and same["content_jaccard"] == 1.0
+
+
+def synthetic_pairs(n: int, seed: int) -> tuple[list[tuple[str, str, int]], np.ndarray]:
+    """Positives: high cosine, same number; negatives: look-alikes with another number."""
+    rng = np.random.default_rng(seed)
+    pairs, cos = [], []
+    for i in range(n):
+        if i % 2:
+            pairs.append((f"what is item {i} about", f"what's item {i} about", 1))
+            cos.append(rng.uniform(0.8, 1.0))
+        else:
+            pairs.append((f"what is item {i} about", f"what is item {i + 1} about", 0))
+            cos.append(rng.uniform(0.75, 0.98))
+    return pairs, np.array(cos)
+
+
+def test_calibrate_meets_the_target_on_new_pairs() -> None:
+    """calibrate() picks settings whose FHR holds on pairs it was not fit on."""
+    pairs, cos = synthetic_pairs(2000, seed=1)
+    settings = calibrate(pairs, 0.02, cosines=cos)
+    plain = calibrate(pairs, 0.02, cosines=cos, method="cosine")
+    assert settings.verifier is not None and plain.verifier is None
+    assert settings.fit_fhr is not None and settings.fit_fhr <= 0.02
+    test, test_cos = synthetic_pairs(2000, seed=2)
+    accepted = [settings.accepts(a, b, c) for (a, b, _), c in zip(test, test_cos, strict=True)]
+    labels = np.array([p[2] for p in test])
+    acc = np.array(accepted)
+    assert acc[labels == 0].mean() <= 0.02
+    assert acc[labels == 1].mean() > 0.9  # the number check beats any cosine threshold
+    assert (plain.fit_recall or 0) < 0.5
+    with pytest.raises(ValueError, match="negative"):
+        calibrate([("a", "b", 1)], cosines=[0.9])
+
+
+def test_settings_round_trip(tmp_path: Path) -> None:
+    """Settings (with the verifier) survive save/load and give the same scores."""
+    pairs, cos = synthetic_pairs(400, seed=3)
+    settings = calibrate(pairs, 0.05, cosines=cos, source="synthetic")
+    settings.save(tmp_path / "s.json")
+    again = SemanticSettings.load(tmp_path / "s.json")
+    assert again == settings
+    assert again.score("a 1", "a 2", 0.9) == pytest.approx(settings.score("a 1", "a 2", 0.9))
+    with pytest.raises(ValueError, match="feature"):
+        Verifier.from_dict({**settings.to_dict()["verifier"], "features": ["x"]})
+
+
+def test_default_settings_are_calibrated_for_two_percent() -> None:
+    """The shipped default uses the local embedder, a verifier, and a 2% target."""
+    settings = default_settings()
+    assert settings.embedder == "all-MiniLM-L6-v2-int8"
+    assert settings.verifier is not None and settings.target_fhr == 0.02
+    assert settings.fit_fhr is not None and settings.fit_fhr <= 0.02
+    assert "qqp" in settings.source.lower()
+
+
+def test_upper_bound_is_conservative() -> None:
+    """The Wilson bound sits above the observed rate and shrinks with more data."""
+    assert upper_bound(2, 100) > 0.02
+    assert upper_bound(20, 1000) < upper_bound(2, 100)
+    assert upper_bound(0, 0) == 1.0
+
+
+def test_import_does_not_load_heavy_dependencies() -> None:
+    """Importing costwise.semantic and the strategy loads no numpy/onnxruntime/usearch."""
+    code = (
+        "import sys, costwise.semantic, costwise.strategies; "
+        "print([m for m in ('numpy', 'onnxruntime', 'usearch', 'tokenizers', 'redis') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
