@@ -5,5 +5,6 @@ from __future__ import annotations
 from ._override import ModelOverride
 from .cache import ResponseCache
 from .compressor import Compressor
+from .semantic import SemanticCache
 
-__all__ = ["Compressor", "ModelOverride", "ResponseCache"]
+__all__ = ["Compressor", "ModelOverride", "ResponseCache", "SemanticCache"]
