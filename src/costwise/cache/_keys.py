@@ -173,15 +173,11 @@ def request_key(kwargs: Mapping[str, Any], scope: str) -> str:
         >>> request_key({"model": "gpt-4o", "messages": [], "temperature": 0}, "tenant-a")
     """
     structure, texts = canonical(kwargs)
-    # SHA-256 rather than BLAKE2b: CPUs with SHA extensions hash a long prompt ~2x faster.
-    digest = hashlib.sha256(_VERSION)
-    update = digest.update
     scope_bytes = scope.encode()
-    update(b"%d:" % len(scope_bytes))
-    update(scope_bytes)
-    update(structure)
+    # SHA-256 rather than BLAKE2b: CPUs with SHA extensions hash a long prompt ~2x faster.
+    # One update per piece; the scope is length-prefixed so it can't run into the body.
+    parts = [_VERSION, b"%d:" % len(scope_bytes), scope_bytes, structure]
     for text in texts:
         data = text.encode("utf-8", "surrogatepass")
-        update(b"\n%d:" % len(data))
-        update(data)
-    return digest.hexdigest()[:32]
+        parts += (b"\n%d:" % len(data), data)
+    return hashlib.sha256(b"".join(parts)).hexdigest()[:32]
