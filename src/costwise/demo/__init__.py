@@ -53,7 +53,9 @@ def _find_data(explicit: str | None) -> Path | None:
 
 def _load(path: Path) -> list[tuple[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
-        return [(row["text"].strip(), row["category"]) for row in csv.DictReader(fh) if row.get("text")]
+        return [
+            (row["text"].strip(), row["category"]) for row in csv.DictReader(fh) if row.get("text")
+        ]
 
 
 def _code_snippets(n: int) -> list[str]:
@@ -61,8 +63,16 @@ def _code_snippets(n: int) -> list[str]:
     import textwrap
 
     funcs: list[Callable[..., Any]] = [
-        textwrap.dedent, textwrap.indent, textwrap.shorten, json.dumps, json.loads,
-        os.path.relpath, os.path.commonpath, random.choices, random.sample, csv.reader,
+        textwrap.dedent,
+        textwrap.indent,
+        textwrap.shorten,
+        json.dumps,
+        json.loads,
+        os.path.relpath,
+        os.path.commonpath,
+        random.choices,
+        random.sample,
+        csv.reader,
     ]
     out = []
     for f in funcs:
@@ -76,7 +86,9 @@ def _code_snippets(n: int) -> list[str]:
 Request = tuple[str, list[dict[str, str]]]  # (feature, messages)
 
 
-def build_traffic(rows: list[tuple[str, str]], *, scale: float, seed: int = 7) -> tuple[list[Request], list[str]]:
+def build_traffic(
+    rows: list[tuple[str, str]], *, scale: float, seed: int = 7
+) -> tuple[list[Request], list[str]]:
     """The day's interactive requests, in arrival order, and the back-office questions."""
     rng = random.Random(seed)
     n = lambda k: max(1, int(k * scale))  # noqa: E731
@@ -89,26 +101,67 @@ def build_traffic(rows: list[tuple[str, str]], *, scale: float, seed: int = 7) -
         else:
             q = rng.choice(pool)[0]
             asked.append(q)
-        reqs.append(("support-bot", [{"role": "system", "content": _SYSTEM_SUPPORT},
-                                     {"role": "user", "content": q}]))
+        reqs.append(
+            (
+                "support-bot",
+                [{"role": "system", "content": _SYSTEM_SUPPORT}, {"role": "user", "content": q}],
+            )
+        )
     cats = sorted({c for _, c in rows})
     for _ in range(n(160)):
         q = rng.choice(pool)[0]
-        reqs.append(("ticket-triage", [{"role": "user", "content":
-            "Classify this support ticket into one of: " + ", ".join(cats) + f".\nTicket: {q}"}]))
+        reqs.append(
+            (
+                "ticket-triage",
+                [
+                    {
+                        "role": "user",
+                        "content": "Classify this support ticket into one of: "
+                        + ", ".join(cats)
+                        + f".\nTicket: {q}",
+                    }
+                ],
+            )
+        )
     for _ in range(n(80)):
         q = rng.choice(pool)[0]
         lang = rng.choice(["French", "German", "Spanish"])
         reqs.append(("translation", [{"role": "user", "content": f"Translate into {lang}: {q}"}]))
     for _ in range(n(60)):
         thread = "\n".join(f"Customer message {i + 1}:   {rng.choice(pool)[0]}\n" for i in range(8))
-        reqs.append(("summaries", [
-            {"role": "system", "content": ("You summarise customer conversations for the bank's "
-                                           "agents.\n\n\n" + "Keep names, amounts and dates.   \n" * 3)},
-            {"role": "user", "content": f"Summarize this conversation in two sentences:\n\n{thread}"}]))
+        reqs.append(
+            (
+                "summaries",
+                [
+                    {
+                        "role": "system",
+                        "content": (
+                            "You summarise customer conversations for the bank's "
+                            "agents.\n\n\n" + "Keep names, amounts and dates.   \n" * 3
+                        ),
+                    },
+                    {
+                        "role": "user",
+                        "content": f"Summarize this conversation in two sentences:\n\n{thread}",
+                    },
+                ],
+            )
+        )
     for snippet in _code_snippets(n(50)):
-        reqs.append(("code-help", [{"role": "user", "content":
-            f"Explain what this Python function does and suggest a unit test:\n\n```python\n{snippet}```"}]))
+        reqs.append(
+            (
+                "code-help",
+                [
+                    {
+                        "role": "user",
+                        "content": (
+                            "Explain what this Python function does and suggest a unit test:"
+                            f"\n\n```python\n{snippet}```"
+                        ),
+                    }
+                ],
+            )
+        )
     rng.shuffle(reqs)
     back_office = [rng.choice(pool)[0] for _ in range(n(150))]
     return reqs, back_office
@@ -132,8 +185,9 @@ def _run(label: str, client: Any, reqs: Sequence[Request], workers: int) -> None
 
     def one(req: Request) -> None:
         feature, messages = req
-        client.chat.completions.create(model=FLAGSHIP, messages=messages, feature=feature,
-                                       temperature=0)
+        client.chat.completions.create(
+            model=FLAGSHIP, messages=messages, feature=feature, temperature=0
+        )
 
     with ThreadPoolExecutor(workers) as pool:
         for _ in pool.map(one, reqs):
@@ -158,9 +212,17 @@ def _stack(store_dir: Path) -> list[Any]:
         print(f"  (semantic cache off: {exc})", file=sys.stderr)
     strategies += [
         Compressor(),
-        Router(tasks={"classify": "gpt-4o-mini", "translate": "Qwen-MT-Turbo",
-                      "summarize": "gpt-4o-mini", "code": "deepseek-coder"}),
-        Cascade(["gpt-4o-mini", FLAGSHIP], check=all_of(not_empty(), no_refusal(), not_truncated())),
+        Router(
+            tasks={
+                "classify": "gpt-4o-mini",
+                "translate": "Qwen-MT-Turbo",
+                "summarize": "gpt-4o-mini",
+                "code": "deepseek-coder",
+            }
+        ),
+        Cascade(
+            ["gpt-4o-mini", FLAGSHIP], check=all_of(not_empty(), no_refusal(), not_truncated())
+        ),
     ]
     return strategies
 
@@ -169,17 +231,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
     parser = argparse.ArgumentParser(prog="costwise demo", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help=f"Banking77 CSV (default: ../shared/data/{_DATA})")
-    parser.add_argument("--out", default="costwise-demo", help="directory for ledgers and the HTML report")
-    parser.add_argument("--scale", type=float, default=1.0, help="traffic volume (1.0 = about 800 calls)")
-    parser.add_argument("--latency", type=float, default=0.03, help="fake provider latency, seconds")
+    parser.add_argument(
+        "--out", default="costwise-demo", help="directory for ledgers and the HTML report"
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="traffic volume (1.0 = about 800 calls)"
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.03, help="fake provider latency, seconds"
+    )
     parser.add_argument("--live", action="store_true", help="a small run against OPENAI_BASE_URL")
     args = parser.parse_args(argv)
 
     data = _find_data(args.data)
     if data is None:
-        print(f"costwise demo needs the Banking77 questions ({_DATA}, CC-BY-4.0): pass --data PATH "
-              "or set COSTWISE_DEMO_DATA. The repository does not ship third-party data.",
-              file=sys.stderr)
+        print(
+            f"costwise demo needs the Banking77 questions ({_DATA}, CC-BY-4.0): pass --data PATH "
+            "or set COSTWISE_DEMO_DATA. The repository does not ship third-party data.",
+            file=sys.stderr,
+        )
         return 2
     from costwise import CostwiseClient
     from costwise.batch import Batcher
@@ -194,8 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             old.unlink()
     scale = 0.05 if args.live else args.scale
     reqs, back_office = build_traffic(_load(data), scale=scale)
-    print(f"costwise demo: {len(reqs)} interactive calls + {len(back_office)} back-office "
-          f"questions of real traffic ({data.name})")
+    print(
+        f"costwise demo: {len(reqs)} interactive calls + {len(back_office)} back-office "
+        f"questions of real traffic ({data.name})"
+    )
 
     def client(ledger: Path, strategies: list[Any]) -> Any:
         if args.live:
@@ -203,15 +275,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 msg = "--live needs OPENAI_API_KEY (and optionally OPENAI_BASE_URL)"
                 raise SystemExit(msg)
             return CostwiseClient(ledger=SQLiteStore(ledger), strategies=strategies)
-        return fake_client(FakeProvider(latency=args.latency), ledger=SQLiteStore(ledger),
-                           strategies=strategies)
+        return fake_client(
+            FakeProvider(latency=args.latency), ledger=SQLiteStore(ledger), strategies=strategies
+        )
 
     started = time.perf_counter()
     base = client(out / "baseline.sqlite", [])
     _run("baseline", base, reqs, workers=16)
     for q in back_office:  # written as one call per question
-        base.chat.completions.create(model=FLAGSHIP, feature="back-office",
-                                     messages=[{"role": "user", "content": q}])
+        base.chat.completions.create(
+            model=FLAGSHIP, feature="back-office", messages=[{"role": "user", "content": q}]
+        )
     cw = client(out / "costwise.sqlite", _stack(out))
     _run("costwise", cw, reqs, workers=16)
     with Batcher(cw, model="gpt-4o-mini", max_size=10) as batcher:
@@ -224,8 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from costwise.ledger._html import render_html
 
     html = out / "report.html"
-    html.write_text(render_html(cw.ledger.store, title="costwise demo: a day of traffic"),
-                    encoding="utf-8")
+    html.write_text(
+        render_html(cw.ledger.store, title="costwise demo: a day of traffic"), encoding="utf-8"
+    )
     print(f"\nHTML report: {html}   ledgers: {out}/baseline.sqlite, {out}/costwise.sqlite")
     print(f"finished in {time.perf_counter() - started:.1f} s")
     return 0
@@ -256,14 +331,19 @@ def _print_comparison(base: Any, cw: Any, by_strategy: Any) -> None:
         total_b, total_c = total_b + b, total_c + c
         calls = rows[key].calls if key in rows else mine[key].calls
         pct = f"{100 * (b - c) / b:.0f}%" if b else "-"
-        print(f"{key:<14}{calls:>7}{'$' + format(b * nano, '.4f'):>13}{'$' + format(c * nano, '.4f'):>12}{pct:>9}")
+        as_written, mine_usd = "$" + format(b * nano, ".4f"), "$" + format(c * nano, ".4f")
+        print(f"{key:<14}{calls:>7}{as_written:>13}{mine_usd:>12}{pct:>9}")
     pct = f"{100 * (total_b - total_c) / total_b:.0f}%" if total_b else "-"
-    print(f"{'total':<14}{'':>7}{'$' + format(total_b * nano, '.4f'):>13}"
-          f"{'$' + format(total_c * nano, '.4f'):>12}{pct:>9}")
+    print(
+        f"{'total':<14}{'':>7}{'$' + format(total_b * nano, '.4f'):>13}"
+        f"{'$' + format(total_c * nano, '.4f'):>12}{pct:>9}"
+    )
     print("\nCaveat: the fake provider answers every model equally well, so the cascade never has")
     print("to escalate here; benchmarks/routing.py measures routing on real model outcomes.")
     print("\nper strategy (costwise run; saved = baseline of those calls - what they cost)")
     print(f"{'strategy':<28}{'calls':>7}{'spend':>11}{'saved':>11}")
     for r in by_strategy:
-        print(f"{r.key:<28}{r.calls:>7}{'$' + format(r.cost_nanos * nano, '.4f'):>11}"
-              f"{'$' + format((r.baseline_nanos - r.cost_nanos) * nano, '.4f'):>11}")
+        print(
+            f"{r.key:<28}{r.calls:>7}{'$' + format(r.cost_nanos * nano, '.4f'):>11}"
+            f"{'$' + format((r.baseline_nanos - r.cost_nanos) * nano, '.4f'):>11}"
+        )
