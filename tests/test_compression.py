@@ -127,3 +127,30 @@ def test_missing_reports_lost_facts() -> None:
     assert any(m.startswith("```python") for m in missing)
     assert facts.preserved_share(lossy) < 1.0
     assert extract_facts("").preserved_share("anything") == 1.0
+
+
+def test_inline_code_and_informative_tags_are_kept() -> None:
+    """Inline code keeps its spacing; a tag with alt/title/href text is not dropped."""
+    text = 'Run `a    =  b` now.  <img alt="Maven Central" src="x.png"> <b>bold</b>'
+    out = LocalCompressor()(text)
+    assert "`a    =  b`" in out
+    assert '<img alt="Maven Central" src="x.png">' in out
+    assert "<b>" not in out
+    assert extract_facts(text).missing(out) == []
+
+
+def test_html_comments_are_not_facts() -> None:
+    """Comments are dropped by markup folding and are not counted as lost facts."""
+    text = "<!-- Copyright 2024 Example Inc -->\nHello from Berlin, says Anna."
+    out = LocalCompressor()(text)
+    assert "2024" not in out
+    assert extract_facts(text).missing(out) == []
+
+
+def test_minified_json_fence_counts_as_kept() -> None:
+    """A ```json block minified to the same document is not a lost fact."""
+    text = '```json\n{\n  "path": "/a b",\n  "n": 1\n}\n```'
+    out = LocalCompressor()(text)
+    assert out != text
+    assert extract_facts(text).missing(out) == []
+    assert extract_facts(text).missing('```json\n{"path": "/a b", "n": 2}\n```') != []

@@ -21,6 +21,10 @@ KEEP_CLOSE = "<</keep>>"
 _KEEP = re.compile(re.escape(KEEP_OPEN) + r"(.*?)" + re.escape(KEEP_CLOSE), re.DOTALL)
 _FENCE = re.compile(r"^([ \t]*)(```|~~~)[^\n]*\n.*?^\1\2[ \t]*$", re.DOTALL | re.MULTILINE)
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_JSON_FENCE_BODY = re.compile(
+    r"^[ \t]*(?:```|~~~)[ \t]*json[ \t]*\n(.*?)\n[ \t]*(?:```|~~~)[ \t]*$", re.DOTALL | re.MULTILINE
+)
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"'`]+[^\s<>()\"'`.,;:!?]")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # A number: digits with internal separators, an optional sign or currency, decimals.
@@ -46,7 +50,9 @@ class Facts:
     Use `extract_facts` to build one, then `missing` on each candidate compression. Names
     are capitalised words that appear somewhere other than at the start of a sentence
     (so "The" at a sentence start is not a name, but "Paris" in mid-sentence is),
-    acronyms and identifiers; numbers are digit runs with their separators.
+    acronyms and identifiers; numbers are digit runs with their separators. HTML comments
+    are not facts (they are invisible in the rendered text). A ```json block counts as kept
+    when the same JSON document (whitespace aside) is present.
 
     Attributes:
         code: fenced code blocks and inline code spans, verbatim.
@@ -77,7 +83,12 @@ class Facts:
         """
         lost: list[str] = []
         folded = _fold_trailing(text)
-        lost += sorted(c for c in self.code | self.keep if _fold_trailing(c) not in folded)
+        json_bodies = {_json_key(m.group(1)) for m in _JSON_FENCE_BODY.finditer(text)}
+        lost += sorted(
+            c
+            for c in self.code | self.keep
+            if _fold_trailing(c) not in folded and not _same_json(c, json_bodies)
+        )
         numbers = set(_NUMBER.findall(text))
         lost += sorted(n for n in self.numbers if n not in numbers)
         words = set(_WORD.findall(text))
@@ -89,6 +100,21 @@ class Facts:
         """The share of facts that `text` kept (1.0 when there were none)."""
         total = self.count
         return 1.0 if total == 0 else 1.0 - len(self.missing(text)) / total
+
+
+def _json_key(body: str) -> str | None:
+    from ._local import minify_json
+
+    return minify_json(body)
+
+
+def _same_json(block: str, minified: set[str | None]) -> bool:
+    """A ```json block counts as kept when the text holds the same document, minified."""
+    m = _JSON_FENCE_BODY.fullmatch(block.strip())
+    if m is None:
+        return False
+    key = _json_key(m.group(1))
+    return key is not None and key in minified
 
 
 def _fold_trailing(text: str) -> str:
@@ -112,6 +138,8 @@ def extract_facts(text: str) -> Facts:
         ['0100', '555', '9']
     """
     keep = frozenset(m.group(1) for m in _KEEP.finditer(text))
+    # HTML comments are not content (a reader of the rendered text never sees them).
+    text = _HTML_COMMENT.sub(lambda m: " " * len(m.group(0)), text)
     plain = _KEEP.sub(lambda m: " " * len(m.group(0)), text)
     code = [m.group(0) for m in _FENCE.finditer(plain)]
     prose = _FENCE.sub(lambda m: " " * len(m.group(0)), plain)

@@ -3,8 +3,9 @@
 Everything here removes characters a model does not need to read the same content:
 runs of spaces, trailing whitespace, stacks of blank lines, decorative rules, HTML comments
 and tags that carry no text, pretty-printed JSON, lines repeated back to back and paragraphs
-repeated verbatim. Code blocks and ``<<keep>>`` spans are passed through untouched (JSON in
-a ```json block is minified, which changes no value). It is cheap (linear in the text) and
+repeated verbatim. Code blocks, inline code and ``<<keep>>`` spans are passed through
+untouched (JSON in a ```json block is minified, which changes no value). HTML comments are
+dropped: they are not content (``markup=False`` keeps them). It is cheap (linear in the text) and
 deterministic, so it is safe to enable by default.
 """
 
@@ -15,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from ._facts import _FENCE, _KEEP
+from ._facts import _FENCE, _INLINE_CODE, _KEEP
 
 __all__ = ["LocalCompressor", "minify_json"]
 
@@ -26,7 +27,8 @@ _RULE = re.compile(r"^([ \t]*)([-=*_~#+])\2{3,}[ \t]*$", re.MULTILINE)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _EMPTY_TAGS = re.compile(
     r"</?(?:p|div|span|br|hr|b|i|em|strong|u|font|center|small|big|section|article)"
-    r"(?:\s[^<>]*)?/?>",
+    # only presentational attributes: a tag with alt=, title=, href= carries text
+    r"(?:\s+(?:class|style|align|id|width|height|dir)=(?:\"[^\"<>]*\"|'[^'<>]*'|[\w-]+))*\s*/?>",
     re.IGNORECASE,
 )
 _BREAK_TAGS = frozenset({"p", "br", "div", "hr", "section", "article", "center"})
@@ -217,9 +219,10 @@ class LocalCompressor:
 def _protected(text: str) -> list[tuple[str, int, int, str]]:
     """The kept spans and fenced code blocks of `text`, in order, not overlapping."""
     spans = [("keep", m.start(), m.end(), m.group(1)) for m in _KEEP.finditer(text)]
-    for m in _FENCE.finditer(text):
-        if not any(s <= m.start() < e or s < m.end() <= e for _, s, e, _ in spans):
-            spans.append(("code", m.start(), m.end(), m.group(0)))
+    for pattern in (_FENCE, _INLINE_CODE):
+        for m in pattern.finditer(text):
+            if not any(s < m.end() and m.start() < e for _, s, e, _ in spans):
+                spans.append(("code", m.start(), m.end(), m.group(0)))
     return sorted(spans, key=lambda s: s[1])
 
 
