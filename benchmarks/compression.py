@@ -45,15 +45,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, table  # noqa: E402
+from _common import emit, table
 
-from costwise import CostwiseWarning  # noqa: E402
-from costwise.compression import LocalCompressor, extract_facts  # noqa: E402
-from costwise.ledger import MemoryStore  # noqa: E402
-from costwise.pricing import PriceTable, Usage  # noqa: E402
-from costwise.strategies import Compressor  # noqa: E402
-from costwise.testing import FakeProvider, Reply, fake_client  # noqa: E402
-from costwise.tokens import TiktokenTokenizer, offline_tiktoken_cache  # noqa: E402
+from costwise import CostwiseWarning
+from costwise.compression import LocalCompressor, extract_facts
+from costwise.ledger import MemoryStore
+from costwise.pricing import PriceTable
+from costwise.strategies import Compressor
+from costwise.testing import FakeProvider, Reply, fake_client
+from costwise.tokens import TiktokenTokenizer, offline_tiktoken_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_CHARS = 12_000
