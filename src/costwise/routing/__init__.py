@@ -8,7 +8,15 @@ scikit-learn (the ``learn`` extra) are imported only when you fit or predict.
 
 from __future__ import annotations
 
+from ._answer import AnswerScorer
 from ._learned import LearnedRouter, TextScorer
 from ._outcomes import ModelOutcome, Outcome, load_outcomes
 
-__all__ = ["LearnedRouter", "ModelOutcome", "Outcome", "TextScorer", "load_outcomes"]
+__all__ = [
+    "AnswerScorer",
+    "LearnedRouter",
+    "ModelOutcome",
+    "Outcome",
+    "TextScorer",
+    "load_outcomes",
+]

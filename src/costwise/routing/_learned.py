@@ -138,6 +138,7 @@ class LearnedRouter:
         self.costs: dict[str, float] = {}
         self._scorers: dict[str, TextScorer] = {}
         self._calibration: list[dict[str, float]] = []
+        self._memo: dict[str, dict[str, float]] = {}
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -173,6 +174,7 @@ class LearnedRouter:
             scores = [r.models[model].score for r in rows if model in r.models]
             self._scorers[model] = TextScorer(c=self.c).fit(texts, scores)
         self._calibration = self._out_of_fold(rows, calibration_folds)
+        self._memo = {}
         return self
 
     @staticmethod
@@ -255,7 +257,20 @@ class LearnedRouter:
 
     def route(self, prompt: str, *, allowed: Iterable[str] | None = None) -> str | None:
         """The model for `prompt` (``None`` when no allowed model is known to the router)."""
-        return self.choose(self.predict([prompt])[0], allowed=allowed)
+        probabilities = self._memo.get(prompt)
+        if probabilities is None:
+            probabilities = self.predict([prompt])[0]
+        return self.choose(probabilities, allowed=allowed)
+
+    def warm(self, prompts: Sequence[str]) -> None:
+        """Predict `prompts` in one batch and remember the results for `route`.
+
+        Use it when a known set of prompts will be routed many times (a replay, an
+        evaluation sweeping the tolerance): batch prediction is much faster than one at a
+        time. Refitting forgets the memo.
+        """
+        unique = list(dict.fromkeys(prompts))
+        self._memo.update(zip(unique, self.predict(unique), strict=True))
 
     def calibrate(
         self, *, target_strong_share: float, prompts: Sequence[str] | None = None
