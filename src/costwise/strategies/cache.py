@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import queue
 import threading
 import warnings
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from openai.types.chat import ChatCompletion
@@ -25,7 +22,7 @@ from .._streaming import (
 from ..cache import _mark_hit
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._scope import scope_of
-from ..cache._stores import CacheStore, DiskCacheStore, MemoryCacheStore
+from ..cache._stores import CacheStore, DiskCacheStore
 
 if TYPE_CHECKING:
     from .._call import Call
@@ -41,64 +38,6 @@ _REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
 
 def _warn(message: str) -> None:
     warnings.warn(message, CostwiseWarning, stacklevel=2)
-
-
-class _WriteBehind:
-    """Stores answers from a background thread, so a miss never waits for the disk or Redis.
-
-    Until an entry is written, `pending` serves it to this process (read-your-writes).
-    Writes past `limit` pending entries are dropped (a lost cache entry, never a lost
-    answer). A forked child starts its own thread on its first write.
-    """
-
-    def __init__(self, store: Callable[[], CacheStore], limit: int = 10_000) -> None:
-        self._store = store
-        self.limit = limit
-        self.pending: dict[str, bytes] = {}
-        self._queue: queue.SimpleQueue[tuple[str, bytes, float | None]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def submit(self, key: str, value: bytes, ttl: float | None) -> None:
-        with self._lock:
-            if len(self.pending) >= self.limit:
-                logger.debug("cache: write-behind queue full, entry dropped")
-                return
-            self.pending[key] = value
-            self._idle.clear()
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                if self._thread is None:
-                    atexit.register(self.flush, 2.0)
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, name="costwise-cache-writer", daemon=True
-                )
-                self._thread.start()
-        self._queue.put((key, value, ttl))
-
-    def _run(self) -> None:
-        while True:
-            key, value, ttl = self._queue.get()
-            try:
-                self._store().set(key, value, ttl=ttl)
-            except Exception as exc:
-                try:
-                    _warn(f"response cache write failed ({type(exc).__name__}: {exc})")
-                except Exception:  # warnings turned into errors: never kill the writer
-                    logger.warning("response cache write failed: %r", exc)
-            finally:
-                with self._lock:
-                    if self.pending.get(key) is value:
-                        del self.pending[key]
-                    if not self.pending:
-                        self._idle.set()
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every submitted entry is written; ``False`` on timeout."""
-        return self._idle.wait(timeout)
 
 
 class ResponseCache:
@@ -129,10 +68,6 @@ class ResponseCache:
             URL), e.g. to share entries between keys on purpose.
         always: cache every request, even sampled ones (``temperature`` > 0 and no seed).
         store_truncated: also store answers cut by ``max_tokens`` (``finish_reason="length"``).
-        write_behind: store answers from a background thread so a miss returns without
-            waiting for the store (default: on, except for a `MemoryCacheStore`). This
-            process sees its own pending entries at once; other processes see them once
-            written (call `flush` to wait).
 
     Example:
         >>> client = CostwiseClient(strategies=[ResponseCache(MemoryCacheStore())])
@@ -151,7 +86,6 @@ class ResponseCache:
         scope: str | None = None,
         always: bool = False,
         store_truncated: bool = False,
-        write_behind: bool | None = None,
     ) -> None:
         if isinstance(store, str) and store.startswith(("redis://", "rediss://", "unix://")):
             from ..cache._redis import RedisCacheStore
@@ -172,9 +106,6 @@ class ResponseCache:
         self.always = always
         self.store_truncated = store_truncated
         self._meter: Meter | None = None
-        if write_behind is None:  # a dict write is cheaper than a hand-off to a thread
-            write_behind = not isinstance(store, MemoryCacheStore)
-        self._writer = _WriteBehind(lambda: self.store) if write_behind else None
 
     def bind(self, meter: Meter) -> None:
         """Keep the client's meter: its tokenizer estimates usage a stored stream lacked."""
@@ -230,20 +161,10 @@ class ResponseCache:
             logger.debug("cache bypass: %s", exc)
             return None
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until answers stored in the background are written; ``False`` on timeout.
-
-        Use it before handing the store to another process, or at the end of a job.
-        """
-        return True if self._writer is None else self._writer.flush(timeout)
-
     def _lookup(self, key: str) -> ChatCompletion | None:
         store = self.store
-        writer = self._writer
         try:
-            raw = writer.pending.get(key) if writer is not None and writer.pending else None
-            if raw is None:
-                raw = store.get(key)
+            raw = store.get(key)
         except Exception as exc:
             _warn(f"response cache read failed ({type(exc).__name__}: {exc}); calling upstream")
             return None
@@ -328,9 +249,6 @@ class ResponseCache:
             logger.debug("cache: answer not stored (not reusable)")
             return
         value = completion.model_dump_json().encode()
-        if self._writer is not None:
-            self._writer.submit(key, value, ttl)
-            return
         try:
             self.store.set(key, value, ttl=ttl)
         except Exception as exc:
