@@ -34,10 +34,7 @@ def packed_reply(
     def reply(body: dict[str, Any]) -> Any:
         user = body["messages"][-1]["content"]
         structured = (body.get("response_format") or {}).get("type") == "json_schema"
-        if structured:
-            items = [json.loads(line) for line in user.splitlines()]
-            pairs = [(i["id"], answer_of(i["question"])) for i in items]
-        elif user.startswith("[1] "):
+        if user.startswith("[1] "):
             pairs = [
                 (m.group(1), answer_of(m.group(2)))
                 for m in re.finditer(r"^\[(\d+)\] (.*)$", user, re.MULTILINE)

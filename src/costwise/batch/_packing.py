@@ -27,16 +27,14 @@ ANSWER_SCHEMA: dict[str, Any] = {
 }
 """The JSON schema a structured packed answer follows: ``{"answers": [{"id", "answer"}]}``."""
 
+# Kept short: the instructions are paid once per packed request, the schema is sent too.
 _STRUCTURED = (
-    "You will get several independent questions, each with an id. Answer each one on its "
-    "own, as if it were the only question. Reply with JSON: "
-    '{"answers": [{"id": "<id>", "answer": "<answer>"}, ...]}, one item per id.'
+    "Answer each numbered question on its own, as if it were the only one. "
+    "Give one answer per question number (the id)."
 )
 _NUMBERED = (
-    "You will get several independent numbered questions. Answer each one on its own, as if "
-    "it were the only question. Reply with one block per question, in order, each starting "
-    "with the question's number in square brackets, for example:\n[1] first answer\n"
-    "[2] second answer"
+    "Answer each numbered question on its own, as if it were the only one. Reply with one "
+    "block per question, in order, each starting with its number in brackets: [1] ..."
 )
 _MARK = re.compile(r"^[ \t]*\**\[(\d+)\]\**[ \t]*:?[ \t]*", re.MULTILINE)
 
@@ -51,13 +49,8 @@ def pack_messages(
         messages.append({"role": "system", "content": f"{system}\n\n{instructions}"})
     else:
         messages.append({"role": "system", "content": instructions})
-    if structured:
-        body = "\n".join(
-            json.dumps({"id": str(i), "question": q}, ensure_ascii=False)
-            for i, q in enumerate(questions, 1)
-        )
-    else:
-        body = "\n".join(f"[{i}] {_one_line(q)}" for i, q in enumerate(questions, 1))
+    # The same numbered lines either way; `structured` only changes how answers come back.
+    body = "\n".join(f"[{i}] {_one_line(q)}" for i, q in enumerate(questions, 1))
     messages.append({"role": "user", "content": body})
     return messages
 
