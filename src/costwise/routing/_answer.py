@@ -122,6 +122,9 @@ class AnswerScorer:
         oof = np.zeros(n)
         for k in range(self.folds):
             mask = np.array([i % self.folds != k for i in range(n)])
+            if y[mask].min() == y[mask].max():  # one class in this fold's training part
+                oof[~mask] = float(y[mask][0])
+                continue
             part = LogisticRegression(max_iter=1000).fit(x[mask], y[mask])
             oof[~mask] = part.predict_proba(x[~mask])[:, 1]
         self.oof = [float(v) for v in oof]

@@ -152,9 +152,10 @@ class LearnedRouter:
     ) -> Self:
         """Fit on labelled outcomes; returns self.
 
-        Models are ordered by cost: `costs` (any unit, per call) if given, else the mean
-        recorded ``cost_usd`` when every row has one, else the model's list price (input
-        plus output per million tokens) from `prices` (default: the bundled table).
+        Models are ordered by cost: `costs` (any unit, one per model) if given for every
+        model, else the mean recorded ``cost_usd`` when every model has one on every row,
+        else each model's list price (input plus output per million tokens) from `prices`
+        (default: the bundled table).
         Out-of-fold predictions on the fit rows are kept for `calibrate`, so calibration
         never sees a prediction made on a row the model was trained on.
 
@@ -184,20 +185,24 @@ class LearnedRouter:
         prices: PriceTable | None,
         costs: Mapping[str, float] | None,
     ) -> dict[str, float]:
-        out: dict[str, float] = {}
+        if costs is not None:
+            missing = [m for m in names if m not in costs]
+            if not missing:
+                return {m: float(costs[m]) for m in names}
+        recorded = {m: [r.models[m].cost_usd for r in rows if m in r.models] for m in names}
+        # Recorded costs are only comparable with each other: use them when every model has
+        # them on every row, else list prices for all (never a mix of the two units).
+        if all(v and all(c is not None for c in v) for v in recorded.values()):
+            return {
+                m: math.fsum(c for c in v if c is not None) / len(v) for m, v in recorded.items()
+            }
         table = prices
-        for model in names:
-            if costs is not None and model in costs:
-                out[model] = float(costs[model])
-                continue
-            recorded = [r.models[model].cost_usd for r in rows if model in r.models]
-            if recorded and all(c is not None for c in recorded):
-                out[model] = math.fsum(c for c in recorded if c is not None) / len(recorded)
-                continue
-            if table is None:
-                from ..pricing import PriceTable
+        if table is None:
+            from ..pricing import PriceTable
 
-                table = PriceTable.default()
+            table = PriceTable.default()
+        out: dict[str, float] = {}
+        for model in names:
             price = table.lookup(model)
             if price is None:
                 msg = f"LearnedRouter: no cost for model {model!r}; pass costs= or prices="

@@ -1,0 +1,185 @@
+"""Learned routing: outcomes files, the N-model router and its knob, the replay provider."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from costwise._exceptions import ConfigurationError
+from costwise.ledger import MemoryStore
+from costwise.routing import AnswerScorer, LearnedRouter, Outcome, load_outcomes
+from costwise.strategies.router import Router
+from costwise.testing import fake_client
+from costwise.testing._replay import PLACEHOLDER, ReplayProvider
+
+CHEAP, MID, STRONG = "gpt-4o-mini", "gpt-4.1-mini", "gpt-4o"
+EASY = ["add", "name", "list", "spell", "define"]
+HARD = ["prove", "derive", "optimise", "integrate", "factor"]
+
+
+def rows(n: int = 120, seed: int = 0) -> list[dict[str, Any]]:
+    """Easy prompts every model gets right; hard ones only the strong model."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        hard = i % 2 == 1
+        verb = rng.choice(HARD if hard else EASY)
+        prompt = f"Please {verb} the thing number {i} for me"
+        out.append(
+            {
+                "id": f"r{i}",
+                "prompt": prompt,
+                "models": {
+                    CHEAP: {"correct": not hard, "response": f"cheap answer {i}"},
+                    MID: {
+                        "score": 0.4 if hard else 1.0,
+                        "response": f"mid answer {i}",
+                        "samples": [f"s{i}a", f"s{i}b"],
+                    },
+                    STRONG: {"correct": True, "response": f"strong answer {i}", "cost_usd": 0.01},
+                },
+            }
+        )
+    return out
+
+
+@pytest.fixture
+def outcomes_file(tmp_path: Path) -> Path:
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows()) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted() -> LearnedRouter:
+    from costwise.routing._outcomes import _parse
+
+    data = list(_parse([json.dumps(r) for r in rows()], "mem"))
+    return LearnedRouter().fit(data)
+
+
+def test_load_outcomes(outcomes_file: Path) -> None:
+    """Files with correct/score/samples/cost_usd load; malformed lines name their line."""
+    data = load_outcomes(outcomes_file)
+    assert len(data) == 120 and isinstance(data[0], Outcome)
+    assert data[1].models[CHEAP].score == 0.0 and data[1].models[MID].score == 0.4
+    assert data[0].models[MID].samples == ("s0a", "s0b")
+    assert data[0].models[STRONG].cost_usd == 0.01
+    bad = outcomes_file.with_name("bad.jsonl")
+    bad.write_text('{"prompt": "x", "models": {"m": {}}}\n')
+    with pytest.raises(ConfigurationError, match=r"bad.jsonl:1"):
+        load_outcomes(bad)
+
+
+def test_routes_by_predicted_success(fitted: LearnedRouter) -> None:
+    """Cheap model for easy prompts, strong for hard ones; models ordered by cost."""
+    assert fitted.models[0] == CHEAP and fitted.models[-1] == STRONG
+    fitted.tolerance = 0.3
+    assert fitted.route("Please define the thing number 999 for me") == CHEAP
+    assert fitted.route("Please prove the thing number 999 for me") == STRONG
+    assert fitted.route("Please prove the thing number 999 for me", allowed=[CHEAP]) == CHEAP
+
+
+def test_calibrate_hits_the_target_share(fitted: LearnedRouter) -> None:
+    """calibrate() sets the knob so about the target share goes to the priciest model."""
+    prompts = [r["prompt"] for r in rows(200, seed=1)]
+    for share in (0.0, 0.25, 0.5, 1.0):
+        fitted.calibrate(target_strong_share=share, prompts=prompts)
+        got = sum(fitted.route(p) == STRONG for p in prompts) / len(prompts)
+        assert abs(got - share) <= 0.05
+    fitted.calibrate(target_strong_share=0.5)  # on the out-of-fold fit predictions
+    with pytest.raises(ConfigurationError):
+        fitted.calibrate(target_strong_share=1.5)
+
+
+def test_fit_errors() -> None:
+    """One model, or an unpriced model without costs, is a clear error."""
+    one = [Outcome(id="a", prompt="p", models={CHEAP: load_one()})]
+    with pytest.raises(ConfigurationError, match="two models"):
+        LearnedRouter().fit(one)
+    two = [Outcome(id="a", prompt="p", models={CHEAP: load_one(), "mystery-model": load_one()})]
+    with pytest.raises(ConfigurationError, match="no cost"):
+        LearnedRouter().fit(two)
+
+
+def load_one() -> Any:
+    from costwise.routing import ModelOutcome
+
+    return ModelOutcome(score=1.0)
+
+
+def test_answer_scorer_learns_bad_answers() -> None:
+    """AnswerScorer separates answers that hedge from clear ones."""
+    rng = random.Random(0)
+    prompts, answers, scores = [], [], []
+    for i in range(90):
+        good = i % 4 != 0
+        prompts.append(f"question {i} about {rng.choice(EASY + HARD)}")
+        answers.append(f"so it is {i}.\n#### {i}" if good else "However, I am not sure, maybe")
+        scores.append(1.0 if good else 0.0)
+    scorer = AnswerScorer().fit(prompts, answers, scores)
+    assert len(scorer.oof) == 90
+    assert scorer("question 7 about add", "so it is 7.\n#### 7") > 0.7
+    assert scorer("question 7 about add", "However, I am not sure, maybe") < 0.3
+
+
+def replay_client(provider: ReplayProvider, **kw: Any) -> Any:
+    return fake_client(http_client=httpx2.Client(transport=httpx2.MockTransport(provider)), **kw)
+
+
+def test_replay_serves_recorded_answers(outcomes_file: Path) -> None:
+    """Recorded text, real token counts, samples for n, API-shaped errors, no grades."""
+    provider = ReplayProvider(outcomes_file)
+    client = replay_client(provider)
+    msgs = [{"role": "user", "content": rows()[0]["prompt"]}]
+    resp = client.chat.completions.create(model=CHEAP, messages=msgs)
+    assert resp.choices[0].message.content == "cheap answer 0"
+    assert resp.usage and resp.usage.prompt_tokens > 5 and resp.usage.completion_tokens >= 3
+    many = client.chat.completions.create(model=MID, messages=msgs, n=3)
+    assert [c.message.content for c in many.choices] == ["s0a", "s0b", "s0a"]
+    assert "correct" not in resp.model_dump_json()
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-4.1", messages=msgs)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=CHEAP, messages=[{"role": "user", "content": "?"}])
+
+
+def test_replay_placeholder_without_text() -> None:
+    """A file with grades only serves the same neutral placeholder for every model."""
+    data = [Outcome(id="a", prompt="Q?", models={CHEAP: load_one(), STRONG: load_one()})]
+    client = replay_client(ReplayProvider(data))
+    msgs = [{"role": "user", "content": "Q?"}]
+    texts = {
+        client.chat.completions.create(model=m, messages=msgs).choices[0].message.content
+        for m in (CHEAP, STRONG)
+    }
+    assert texts == {PLACEHOLDER}
+
+
+def test_router_with_learned_router_end_to_end(fitted: LearnedRouter) -> None:
+    """Router(learned=...) routes live calls; the ledger keeps the caller's model as baseline."""
+    data = list(load_outcomes_rows())
+    store = MemoryStore()
+    fitted.tolerance = 0.3
+    client = replay_client(
+        ReplayProvider(data), strategies=[Router(learned=fitted, detect=False)], ledger=store
+    )
+    for row in data[:6]:
+        client.chat.completions.create(
+            model=STRONG, messages=[{"role": "user", "content": row.prompt}]
+        )
+    chosen = [e.model for e in store.entries()]
+    assert chosen == [CHEAP, STRONG, CHEAP, STRONG, CHEAP, STRONG]
+    assert all(e.requested_model == STRONG for e in store.entries())
+
+
+def load_outcomes_rows() -> list[Outcome]:
+    from costwise.routing._outcomes import _parse
+
+    return list(_parse([json.dumps(r) for r in rows(12, seed=5)], "mem"))
