@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from ._override import ModelOverride
 from .cache import ResponseCache
+from .cascade import Cascade, Tier
 from .compressor import Compressor
+from .router import Router
 from .semantic import SemanticCache
 
-__all__ = ["Compressor", "ModelOverride", "ResponseCache", "SemanticCache"]
+__all__ = [
+    "Cascade",
+    "Compressor",
+    "ModelOverride",
+    "ResponseCache",
+    "Router",
+    "SemanticCache",
+    "Tier",
+]
