@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._override import ModelOverride
+from .budget import Budget, BudgetLimit
 from .cache import ResponseCache
 from .cascade import Cascade, Tier
 from .compressor import Compressor
@@ -10,6 +11,8 @@ from .router import Router
 from .semantic import SemanticCache
 
 __all__ = [
+    "Budget",
+    "BudgetLimit",
     "Cascade",
     "Compressor",
     "ModelOverride",
