@@ -1,0 +1,175 @@
+"""RedisStore against a real redis-server: atomic, idempotent, totals, and outage spooling."""
+
+from __future__ import annotations
+
+import calendar
+import os
+import random
+import threading
+from pathlib import Path
+
+import pytest
+
+from costwise import CostwiseWarning
+from costwise.cli import main
+from costwise.ledger import LedgerEntry, LedgerStore, MemoryStore, aggregate_entries
+from costwise.ledger._redis import RedisStore
+from costwise.testing import FakeProvider, fake_client
+from redisserver import redis_url, start_redis
+
+__all__ = ["redis_url"]  # the fixture, re-exported so pytest finds it here
+
+DAY0 = float(calendar.timegm((2026, 11, 20, 0, 0, 0)))
+
+
+def _prefix() -> str:
+    return f"test:{{{os.urandom(4).hex()}}}"
+
+
+def make_entries(n: int, *, seed: int = 0, start: float = DAY0) -> list[LedgerEntry]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        final = rng.random() < 0.8
+        out.append(
+            LedgerEntry(
+                id=f"{seed:04x}{i:028x}",
+                call_id=f"c{i}",
+                ts=start + rng.uniform(0, 3 * 86400),
+                feature=rng.choice(["chat", "search", "tag=s"]),
+                requested_model="gpt-4o",
+                model=rng.choice(["gpt-4o", "gpt-4o-mini"]),
+                kind=rng.choice(["upstream", "hit", "overhead"]),
+                status=rng.choice(["ok", "ok", "RateLimitError"]),
+                strategy=rng.choice([None, "cache", "router+cascade"]),
+                prompt_tokens=rng.randint(0, 2000),
+                completion_tokens=rng.randint(0, 500),
+                cached_tokens=rng.randint(0, 100),
+                reasoning_tokens=rng.randint(0, 50),
+                cost_nanos=rng.choice([None, rng.randint(0, 10**7)]),
+                baseline_nanos=rng.randint(0, 10**7) if final else 0,
+                final=final,
+                estimated=rng.random() < 0.1,
+                tier=rng.choice([None, 0, 1]),
+                detail={"similarity": 0.93} if rng.random() < 0.1 else {},
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def store(redis_url: str, tmp_path: Path) -> RedisStore:
+    return RedisStore(redis_url, prefix=_prefix(), spool=tmp_path / "spool.sqlite")
+
+
+def test_is_a_ledger_store(store: RedisStore) -> None:
+    """RedisStore satisfies the LedgerStore protocol."""
+    assert isinstance(store, LedgerStore)
+
+
+def test_roundtrip_and_idempotent_writes(store: RedisStore) -> None:
+    """Entries come back equal and ordered; writing them again stores nothing twice."""
+    entries = make_entries(200)
+    store.write(entries)
+    store.write(entries[:50])
+    got = list(store.entries())
+    assert sorted(got, key=lambda e: e.id) == sorted(entries, key=lambda e: e.id)
+    assert [e.ts for e in got] == sorted(e.ts for e in entries)
+
+
+@pytest.mark.parametrize("by", ["feature", "model", "strategy", "day", "status"])
+def test_totals_match_the_entries(store: RedisStore, by: str) -> None:
+    """Aggregates from the running totals equal a Python aggregation of the raw entries."""
+    entries = make_entries(300, seed=1)
+    store.write(entries)
+    store.write(entries[::3])  # retried batches must not move the totals
+    assert store.aggregate(by=by) == aggregate_entries(entries, by)  # type: ignore[arg-type]
+    day1 = DAY0 + 86400
+    window = [e for e in entries if day1 <= e.ts < day1 + 86400]
+    assert store.aggregate(by=by, since=day1, until=day1 + 86400) == aggregate_entries(window, by)  # type: ignore[arg-type]
+
+
+def test_partial_day_ranges_and_spent(store: RedisStore) -> None:
+    """Ranges that cut through a day and spent_nanos agree with the in-memory store."""
+    entries = make_entries(300, seed=2)
+    store.write(entries)
+    memory = MemoryStore()
+    memory.write(entries)
+    since, until = DAY0 + 30_000, DAY0 + 200_000
+    assert store.aggregate(since=since, until=until) == memory.aggregate(since=since, until=until)
+    for feature in (None, "chat", "tag=s"):
+        for t in (DAY0, since, DAY0 + 86400):
+            assert store.spent_nanos(since=t, feature=feature) == memory.spent_nanos(
+                since=t, feature=feature
+            )
+
+
+def test_concurrent_writers_count_once(store: RedisStore, redis_url: str, tmp_path: Path) -> None:
+    """Several writers racing the same entries store each once (the script is atomic)."""
+    entries = make_entries(120, seed=3)
+
+    def writer(i: int) -> None:
+        own = RedisStore(redis_url, prefix=store.prefix, spool=tmp_path / f"s{i}.sqlite")
+        for k in range(0, len(entries), 10):
+            own.write(entries[k : k + 10])
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.aggregate(by="feature") == aggregate_entries(entries, "feature")
+
+
+def test_outage_spools_to_disk_and_flushes_once(tmp_path: Path) -> None:
+    """While Redis is down entries go to the disk spool; when it returns they arrive once."""
+    with start_redis() as server:
+        spool = tmp_path / "spool.sqlite"
+        store = RedisStore(server.url, prefix=_prefix(), spool=spool, socket_timeout=0.5)
+        during, after = make_entries(40, seed=4), make_entries(10, seed=5)
+        server.stop()
+        with pytest.warns(CostwiseWarning, match="spooled"):
+            store.write(during[:20])
+        store.write(during[20:])  # one warning per outage
+        assert store.spooled == 40
+        # A second process on this host sees the same spool file (a crash-restart).
+        assert RedisStore(server.url, prefix=store.prefix, spool=spool).spooled == 40
+        server.start()
+        store.write(after)
+        assert store.spooled == 0
+        assert store.aggregate(by="feature") == aggregate_entries([*during, *after], "feature")
+        # A crash after Redis stored a batch but before the spool was cleared replays it:
+        store._spool(during)
+        assert store.flush_spool() == 40
+        assert store.aggregate(by="feature") == aggregate_entries([*during, *after], "feature")
+        store.close()
+
+
+def test_without_spool_an_outage_is_a_ledger_error(tmp_path: Path) -> None:
+    """spool=None makes an unreachable Redis raise LedgerError (the CLI's read-only mode)."""
+    from costwise import LedgerError
+
+    with start_redis() as server:
+        store = RedisStore(server.url, prefix=_prefix(), spool=None, socket_timeout=0.5)
+        server.stop()
+        with pytest.raises(LedgerError, match="cannot write to the Redis ledger"):
+            store.write(make_entries(1))
+        with pytest.raises(LedgerError):
+            store.ping()
+
+
+def test_client_records_into_redis_and_cli_reads_it(
+    store: RedisStore, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A client's calls land in Redis, and `costwise report --ledger redis://` reads them."""
+    with fake_client(FakeProvider(), ledger=store) as client:
+        for _ in range(3):
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], feature="faq"
+            )
+    assert store.aggregate()[0].calls == 3
+    # The CLI uses the default prefix: write a copy there under a private db instead.
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    RedisStore(url, spool=None).write(list(store.entries()))
+    assert main(["report", "--ledger", url, "--format", "csv", "--fields", "calls"]) == 0
+    assert "faq,3" in capsys.readouterr().out
