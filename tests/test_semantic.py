@@ -247,9 +247,13 @@ def test_expired_entry_is_dropped_from_the_index() -> None:
     store = MemoryCacheStore()
     sem = SemanticCache(store, embedder=ToyEmbedder(), settings=PLAIN)
     client = fake_client(provider, strategies=[sem])
-    client.chat.completions.create(model="m", messages=user("reset my password"), temperature=0)
+    client.chat.completions.create(
+        model="gpt-4o-mini", messages=user("reset my password"), temperature=0
+    )
     store.clear()
-    client.chat.completions.create(model="m", messages=user("reset my password"), temperature=0)
+    client.chat.completions.create(
+        model="gpt-4o-mini", messages=user("reset my password"), temperature=0
+    )
     assert len(provider.calls()) == 2
     assert len(sem.index) == 1  # the stale vector went, the fresh one is in
 

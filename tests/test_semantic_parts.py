@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from redisserver import redis_url, start_redis
 
 from costwise import CostwiseWarning
 from costwise.semantic import (
@@ -23,11 +23,13 @@ from costwise.semantic import (
     pair_features,
     upper_bound,
 )
+from redisserver import redis_url, start_redis
 
 __all__ = ["redis_url"]  # the session fixture, re-exported for pytest
 
 
-def unit(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+def unit(n: int, dim: int = 32, seed: int = 0) -> Any:
+    """`n` random unit vectors."""
     v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
@@ -127,9 +129,7 @@ def test_pair_features_flag_look_alikes() -> None:
     """Numbers, names, negation and question words that differ are flagged."""
     f = dict(zip(FEATURES, pair_features("Is 5 prime?", "Is 7 prime?", 0.9), strict=True))
     assert f["number_mismatch"] == 1.0
-    f = dict(
-        zip(FEATURES, pair_features("Why visit Spain?", "Why visit China?", 0.9), strict=True)
-    )
+    f = dict(zip(FEATURES, pair_features("Why visit Spain?", "Why visit China?", 0.9), strict=True))
     assert f["name_mismatch"] == 2.0 and f["number_mismatch"] == 0.0
     f = dict(zip(FEATURES, pair_features("Is it safe?", "Isn't it safe?", 0.9), strict=True))
     assert f["negation_mismatch"] == 1.0
