@@ -14,9 +14,10 @@ model's recorded answer (never its grade), with usage from tiktoken counts of th
 and costs read back from the ledger (or the row's ``cost_usd`` when it has one). Accuracy is
 the recorded grade of the answer the client returned.
 
-Curves sweep one knob: the learned router's tolerance, calibrated on out-of-fold predictions
-of the fit part to send 0%, 10%, ..., 100% of calls to the strongest model; the cascade's
-check threshold, set at the same quantiles of out-of-fold scores of the cheap answers.
+Curves sweep one knob: the learned router's willingness to pay, calibrated on out-of-fold
+predictions of the fit part to send 0%, 10%, ..., 100% of calls to the strongest model; the
+cascade's check threshold, set at the same quantiles of out-of-fold scores of the cheap
+answers on the fit part.
 "Cost reduction at 95%" is the cost saved against always calling the strongest model by the
 cheapest mix of two operating points of the curve (a random mix of two knob settings) that
 keeps 95% of the strongest model's accuracy; null when no point reaches it. APGR is the
@@ -226,7 +227,13 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
 
     # Router: learned, fit on the fit part; the knob calibrated there.
     t0 = time.perf_counter()
-    learned = LearnedRouter().fit(fit, prices=prices)
+    # Files without answer texts are replayed with the placeholder answer, so that is the
+    # typical answer length the router should price (with texts it is measured on the fit part).
+    from costwise.testing._replay import PLACEHOLDER
+
+    learned = LearnedRouter().fit(
+        fit, prices=prices, output_tokens=None if has_text else tokenizer.count(PLACEHOLDER)
+    )
     fit_seconds = time.perf_counter() - t0
     single = [r.prompt for r in test[:200]]
     t0 = time.perf_counter()
@@ -238,7 +245,7 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     for share in shares:
         learned.calibrate(target_strong_share=share)
         res = replay.run([Router(learned=learned, detect=False)], baseline)
-        res["knob"] = f"strong share {share:.0%} (tol {learned.tolerance:+.3f})"
+        res["knob"] = f"strong share {share:.0%} (wtp ${learned.wtp:.2g})"
         router_runs.append(res)
 
     # Cascade: tiers cheapest first (a model a cheaper one beats on the fit part is skipped).
@@ -249,7 +256,8 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     # samples, the cheap model's self-agreement must hold too.
     tiers = [m for m in by_price if not any(
         fit_acc[o] >= fit_acc[m] for o in by_price[: by_price.index(m)])]
-    fit_pred = learned._calibration  # out-of-fold predictions on the fit rows, in order
+    fit_pred = [pred for pred, _ in learned._calibration]  # out-of-fold, in fit-row order
+    fit_costs = [costs for _, costs in learned._calibration]
     answer_scorers: dict[str, Any] = {}
     fit_right: dict[str, list[float]] = {}
     memo: dict[tuple[str, str, str], float] = {}
@@ -267,34 +275,34 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
             fit_right[m] = [p[m] for p in fit_pred]
             right = [p[m] for p in test_pred]
         for r, v in zip(test, right, strict=True):
-            memo[(m, r.prompt, r.models[m].response or "")] = v
+            memo[(m, r.prompt, r.models[m].response or "" if has_text else "")] = v
 
-    def margin(model: str, right: float, pred: dict[str, float]) -> float:
-        pricier = [pred[o] for o in tiers[tiers.index(model) + 1 :] if o in pred]
-        return (1.0 + right - max(pricier)) / 2  # 1: no gain from escalating, 0: all gain
+    def value(model: str, right: float, pred: dict[str, float], costs: dict[str, float]) -> float:
+        """Minus the expected gain per extra dollar of escalating: high means keep the answer."""
+        pricier = [o for o in tiers[tiers.index(model) + 1 :] if o in pred]
+        return -max((pred[o] - right) / max(costs[o], 1e-12) for o in pricier)
 
-    fit_margin = {m: [margin(m, fit_right[m][i], fit_pred[i]) for i in range(len(fit))]
-                  for m in tiers[:-1]}
+    fit_value = {m: [value(m, fit_right[m][i], fit_pred[i], fit_costs[i])
+                     for i in range(len(fit))] for m in tiers[:-1]}
     test_pred_of = {r.prompt: p for r, p in zip(test, test_pred, strict=True)}
 
     def answer_check(model: str) -> Callable[[Any, Any], float]:
-        def expected_gain_small(call: Any, resp: Any) -> float:
+        def worth_keeping(call: Any, resp: Any) -> float:
             prompt = call.messages[-1]["content"]
             answer = resp.choices[0].message.content or ""
             pred = test_pred_of.get(prompt) or learned.predict([prompt])[0]
             right = memo.get((model, prompt, answer if has_text else ""))
             if right is None:
-                right = (answer_scorers[model](prompt, answer) if has_text
-                         else pred[model])
-            return margin(model, right, pred)
+                right = answer_scorers[model](prompt, answer) if has_text else pred[model]
+            return value(model, right, pred, learned.costs_for(prompt))
 
-        return expected_gain_small
+        return worth_keeping
 
     cascade_runs = []
     for share in shares:
         tier_objs = []
         for m in tiers[:-1]:
-            threshold = quantile(fit_margin[m], share)  # escalate about `share` of fit answers
+            threshold = quantile(fit_value[m], share)  # escalate about `share` of fit answers
             checks: list[Any] = [not_empty(), score(answer_check(m), threshold=threshold)]
             if has_samples:
                 checks.insert(1, self_agreement(5))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -78,12 +79,27 @@ def test_load_outcomes(outcomes_file: Path) -> None:
 
 
 def test_routes_by_predicted_success(fitted: LearnedRouter) -> None:
-    """Cheap model for easy prompts, strong for hard ones; models ordered by cost."""
+    """Hard prompts go to the strong model, easy ones to a cheaper one; cheapest first."""
     assert fitted.models[0] == CHEAP and fitted.models[-1] == STRONG
-    fitted.tolerance = 0.3
-    assert fitted.route("Please define the thing number 999 for me") == CHEAP
-    assert fitted.route("Please prove the thing number 999 for me") == STRONG
-    assert fitted.route("Please prove the thing number 999 for me", allowed=[CHEAP]) == CHEAP
+    fitted.calibrate(target_strong_share=0.5)
+    easy, hard = "Please define the thing number 999 for me", "Please prove the thing number 9"
+    assert fitted.route(easy) != STRONG
+    assert fitted.route(hard) == STRONG
+    assert fitted.route(hard, allowed=[CHEAP]) == CHEAP
+    costs = fitted.costs_for(hard)
+    assert costs[CHEAP] < costs[STRONG]
+    assert fitted.costs_for(hard * 20)[STRONG] > costs[STRONG]  # longer prompts cost more
+
+
+def test_the_knob_trades_cost_for_quality(fitted: LearnedRouter) -> None:
+    """wtp=inf picks the model predicted best; a tiny wtp the cheapest."""
+    p = {CHEAP: 0.5, MID: 0.7, STRONG: 0.9}
+    c = {CHEAP: 0.001, MID: 0.002, STRONG: 0.01}
+    assert fitted.choose(p, c, wtp=math.inf) == STRONG
+    assert fitted.choose(p, c, wtp=1e-6) == CHEAP
+    assert fitted.choose(p, c, wtp=0.01) == MID
+    with pytest.raises(ConfigurationError):
+        LearnedRouter(wtp=0)
 
 
 def test_calibrate_hits_the_target_share(fitted: LearnedRouter) -> None:
@@ -166,7 +182,7 @@ def test_router_with_learned_router_end_to_end(fitted: LearnedRouter) -> None:
     """Router(learned=...) routes live calls; the ledger keeps the caller's model as baseline."""
     data = list(load_outcomes_rows())
     store = MemoryStore()
-    fitted.tolerance = 0.3
+    fitted.calibrate(target_strong_share=0.5)
     client = replay_client(
         ReplayProvider(data), strategies=[Router(learned=fitted, detect=False)], ledger=store
     )
@@ -174,8 +190,8 @@ def test_router_with_learned_router_end_to_end(fitted: LearnedRouter) -> None:
         client.chat.completions.create(
             model=STRONG, messages=[{"role": "user", "content": row.prompt}]
         )
-    chosen = [e.model for e in store.entries()]
-    assert chosen == [CHEAP, STRONG, CHEAP, STRONG, CHEAP, STRONG]
+    chosen = [e.model == STRONG for e in store.entries()]
+    assert chosen == [False, True, False, True, False, True]
     assert all(e.requested_model == STRONG for e in store.entries())
 
 

@@ -105,22 +105,24 @@ class TextScorer:
 
 
 class LearnedRouter:
-    """Routes each prompt to the cheapest model expected to answer about as well as the best.
+    """Routes each prompt to the model with the best expected value: success minus cost.
 
     Use it when you have labelled outcomes for your traffic (prompts, and which models
     answered them well) and more than one model to choose from. It fits one `TextScorer`
-    per model, predicting that model's chance of a good answer from the prompt alone. For a
-    new prompt it considers the models cheapest first and takes the first whose predicted
-    success is within `tolerance` of the best model's. The one knob, `tolerance`, trades
-    cost for quality: ``0`` follows the predictions strictly, larger values accept more
-    expected quality loss for cheaper models; `calibrate` sets it from a target share of
-    calls to the most expensive model.
+    per model, predicting that model's chance of a good answer from the prompt alone, and
+    estimates each model's cost for the prompt from its price (prompt length, typical answer
+    length). For a new prompt it picks the model maximising
+    ``P(good answer) - cost / wtp``: a pricier model is used only when its predicted gain in
+    quality is worth its extra cost. The one knob, `wtp` (willingness to pay: the USD you
+    would spend for one more good answer), trades cost for quality; `calibrate` sets it from
+    a target share of calls to the most expensive model. Because cost enters per prompt, a
+    long prompt needs a larger predicted gain before it goes to the expensive model.
 
     Give it to ``Router(learned=...)`` to use it on live calls.
 
     Args:
-        tolerance: the expected loss of quality (a probability, in [0, 1]) accepted to use a
-            cheaper model.
+        wtp: willingness to pay, in USD per additional good answer (``inf``: always the
+            model predicted best).
         c: inverse regularisation strength of each model's logistic regression.
 
     Example:
@@ -130,14 +132,22 @@ class LearnedRouter:
         'mixtral-8x7b-instruct'
     """
 
-    def __init__(self, *, tolerance: float = 0.0, c: float = 1.0) -> None:
-        self.tolerance = tolerance
+    def __init__(self, *, wtp: float = 1.0, c: float = 1.0) -> None:
+        if not wtp > 0:
+            msg = f"LearnedRouter: wtp must be positive, got {wtp!r}"
+            raise ConfigurationError(msg)
+        self.wtp = wtp
         self.c = c
         self.models: list[str] = []
         """Model names, cheapest first."""
-        self.costs: dict[str, float] = {}
+        self.rates: dict[str, tuple[float, float]] = {}
+        """USD per input token and per output token of each model (when priced by tokens)."""
+        self.call_costs: dict[str, float] = {}
+        """A fixed cost per call of each model (when recorded or given instead of prices)."""
+        self.output_tokens: dict[str, float] = {}
+        """The typical answer length of each model, in tokens."""
         self._scorers: dict[str, TextScorer] = {}
-        self._calibration: list[dict[str, float]] = []
+        self._calibration: list[tuple[dict[str, float], dict[str, float]]] = []
         self._memo: dict[str, dict[str, float]] = {}
 
     # -- fitting ---------------------------------------------------------------------------
@@ -148,16 +158,18 @@ class LearnedRouter:
         *,
         prices: PriceTable | None = None,
         costs: Mapping[str, float] | None = None,
+        output_tokens: int | None = None,
         calibration_folds: int = 3,
     ) -> Self:
         """Fit on labelled outcomes; returns self.
 
-        Models are ordered by cost: `costs` (any unit, one per model) if given for every
-        model, else the mean recorded ``cost_usd`` when every model has one on every row,
-        else each model's list price (input plus output per million tokens) from `prices`
-        (default: the bundled table).
-        Out-of-fold predictions on the fit rows are kept for `calibrate`, so calibration
-        never sees a prediction made on a row the model was trained on.
+        Costs: `costs` (USD per call, one per model) if given for every model, else the
+        mean recorded ``cost_usd`` when every model has one on every row, else each model's
+        price from `prices` (default: the bundled table) applied to the prompt's length
+        (about 4 bytes per token) and the model's typical answer length: the mean length of
+        its recorded answers, else `output_tokens` (default 256). Out-of-fold predictions on
+        the fit rows are kept for `calibrate`, so calibration never sees a prediction made
+        on a row the model was trained on.
 
         Raises:
             ConfigurationError: no rows, fewer than two models, or a model with no cost.
@@ -167,48 +179,69 @@ class LearnedRouter:
         if not rows or len(names) < 2:
             msg = "LearnedRouter.fit needs outcomes for at least two models"
             raise ConfigurationError(msg)
-        self.costs = self._costs(rows, names, prices, costs)
-        self.models = sorted(names, key=lambda m: (self.costs[m], m))
+        self._set_costs(rows, names, prices, costs, output_tokens)
+        typical = {m: self._cost(m, 4 * 200) for m in names}  # a 200-token prompt
+        self.models = sorted(names, key=lambda m: (typical[m], m))
         self._scorers = {}
         for model in self.models:
             texts = [r.prompt for r in rows if model in r.models]
             scores = [r.models[model].score for r in rows if model in r.models]
             self._scorers[model] = TextScorer(c=self.c).fit(texts, scores)
-        self._calibration = self._out_of_fold(rows, calibration_folds)
+        self._calibration = [
+            (pred, self.costs_for(row.prompt))
+            for pred, row in zip(self._out_of_fold(rows, calibration_folds), rows, strict=False)
+        ]
         self._memo = {}
         return self
 
-    @staticmethod
-    def _costs(
+    def _set_costs(
+        self,
         rows: list[Outcome],
         names: list[str],
         prices: PriceTable | None,
         costs: Mapping[str, float] | None,
-    ) -> dict[str, float]:
-        if costs is not None:
-            missing = [m for m in names if m not in costs]
-            if not missing:
-                return {m: float(costs[m]) for m in names}
+        output_tokens: int | None,
+    ) -> None:
+        self.rates, self.call_costs, self.output_tokens = {}, {}, {}
+        if costs is not None and all(m in costs for m in names):
+            self.call_costs = {m: float(costs[m]) for m in names}
+            return
         recorded = {m: [r.models[m].cost_usd for r in rows if m in r.models] for m in names}
         # Recorded costs are only comparable with each other: use them when every model has
-        # them on every row, else list prices for all (never a mix of the two units).
+        # them on every row, else prices for all (never a mix of the two).
         if all(v and all(c is not None for c in v) for v in recorded.values()):
-            return {
+            self.call_costs = {
                 m: math.fsum(c for c in v if c is not None) / len(v) for m, v in recorded.items()
             }
+            return
         table = prices
         if table is None:
             from ..pricing import PriceTable
 
             table = PriceTable.default()
-        out: dict[str, float] = {}
         for model in names:
             price = table.lookup(model)
             if price is None:
                 msg = f"LearnedRouter: no cost for model {model!r}; pass costs= or prices="
                 raise ConfigurationError(msg)
-            out[model] = float(price.input + price.output)
-        return out
+            self.rates[model] = (float(price.input) / 1e6, float(price.output) / 1e6)
+            answers = [r.models[model].response for r in rows if model in r.models]
+            texts = [a for a in answers if a is not None]
+            if texts:
+                self.output_tokens[model] = sum(len(t.encode()) for t in texts) / 4 / len(texts)
+            else:
+                self.output_tokens[model] = float(output_tokens or 256)
+
+    def _cost(self, model: str, prompt_bytes: int) -> float:
+        if model in self.call_costs:
+            return self.call_costs[model]
+        rate_in, rate_out = self.rates[model]
+        return (prompt_bytes / 4 + 8) * rate_in + self.output_tokens[model] * rate_out
+
+    def costs_for(self, prompt: str) -> dict[str, float]:
+        """Each model's estimated cost (USD) of answering `prompt`."""
+        size = len(prompt.encode())
+        return {m: self._cost(m, size) for m in self.models}
 
     def _out_of_fold(self, rows: list[Outcome], folds: int) -> list[dict[str, float]]:
         if folds < 2 or len(rows) < 2 * folds:
@@ -242,51 +275,66 @@ class LearnedRouter:
     def choose(
         self,
         probabilities: Mapping[str, float],
+        costs: Mapping[str, float],
         *,
         allowed: Iterable[str] | None = None,
-        tolerance: float | None = None,
+        wtp: float | None = None,
     ) -> str | None:
-        """The cheapest allowed model within `tolerance` of the best predicted one."""
-        pool = [m for m in self.models if m in probabilities]
+        """The allowed model with the best ``probability - cost / wtp`` (ties: the cheaper)."""
+        pool = [m for m in self.models if m in probabilities and m in costs]
         if allowed is not None:
             keep = set(allowed)
             pool = [m for m in pool if m in keep]
         if not pool:
             return None
-        tol = self.tolerance if tolerance is None else tolerance
-        # A model is good enough when no pricier model is predicted better by more than tol.
-        for i, model in enumerate(pool[:-1]):
-            if max(probabilities[m] for m in pool[i + 1 :]) - probabilities[model] <= tol:
-                return model
-        return pool[-1]
+        pay = self.wtp if wtp is None else wtp
+        best, value = None, -math.inf
+        for model in pool:  # cheapest first, so a tie keeps the cheaper model
+            utility = probabilities[model] - (costs[model] / pay if math.isfinite(pay) else 0.0)
+            if utility > value:
+                best, value = model, utility
+        return best
 
     def route(self, prompt: str, *, allowed: Iterable[str] | None = None) -> str | None:
         """The model for `prompt` (``None`` when no allowed model is known to the router)."""
         probabilities = self._memo.get(prompt)
         if probabilities is None:
             probabilities = self.predict([prompt])[0]
-        return self.choose(probabilities, allowed=allowed)
+        return self.choose(probabilities, self.costs_for(prompt), allowed=allowed)
 
     def warm(self, prompts: Sequence[str]) -> None:
         """Predict `prompts` in one batch and remember the results for `route`.
 
         Use it when a known set of prompts will be routed many times (a replay, an
-        evaluation sweeping the tolerance): batch prediction is much faster than one at a
-        time. Refitting forgets the memo.
+        evaluation sweeping the knob): batch prediction is much faster than one at a time.
+        Refitting forgets the memo.
         """
         unique = list(dict.fromkeys(prompts))
         self._memo.update(zip(unique, self.predict(unique), strict=True))
 
+    def _strong_threshold(self, p: Mapping[str, float], costs: Mapping[str, float]) -> float:
+        """The smallest wtp above which the priciest model is chosen (inf: never)."""
+        strong = self.models[-1]
+        need = 0.0
+        for m in self.models[:-1]:
+            gain = p[strong] - p[m]
+            if gain <= 0:
+                return math.inf
+            need = max(need, (costs[strong] - costs[m]) / gain)
+        return need
+
     def calibrate(
         self, *, target_strong_share: float, prompts: Sequence[str] | None = None
     ) -> float:
-        """Set `tolerance` so that about `target_strong_share` of calls go to the priciest model.
+        """Set `wtp` so that about `target_strong_share` of calls go to the priciest model.
 
         Use it to turn a budget ("at most 30% of calls on GPT-4") into the knob. It uses the
         out-of-fold predictions kept by `fit`, or the predictions on `prompts` if given.
+        Shares above the share of prompts where the priciest model is predicted best at
+        all cannot be reached; the router then sends every such prompt to it.
 
         Returns:
-            The new tolerance.
+            The new `wtp`.
 
         Raises:
             ConfigurationError: the share is not in [0, 1], or there is nothing to
@@ -295,24 +343,22 @@ class LearnedRouter:
         if not 0.0 <= target_strong_share <= 1.0:
             msg = f"target_strong_share must be in [0, 1], got {target_strong_share!r}"
             raise ConfigurationError(msg)
-        preds = self.predict(prompts) if prompts is not None else self._calibration
-        if not preds:
+        if prompts is not None:
+            pairs = list(zip(self.predict(prompts), map(self.costs_for, prompts), strict=True))
+        else:
+            pairs = self._calibration
+        if not pairs:
             msg = "LearnedRouter.calibrate: no predictions to calibrate on; pass prompts="
             raise ConfigurationError(msg)
-        # The priciest model is chosen exactly when, for every cheaper model, some pricier
-        # one is predicted better by more than the tolerance: the tolerance is a quantile
-        # of that margin.
-        models = self.models
-        leads = sorted(
-            min(max(p[k] for k in models[i + 1 :]) - p[m] for i, m in enumerate(models[:-1]))
-            for p in preds
-        )
-        n = len(leads)
-        k = round(target_strong_share * n)  # how many calls should go to the strong model
+        needs = sorted(self._strong_threshold(p, c) for p, c in pairs)
+        finite = [x for x in needs if math.isfinite(x)]
+        k = min(round(target_strong_share * len(needs)), len(finite))
         if k <= 0:
-            self.tolerance = max(1.0, leads[-1])
-        elif k >= n:
-            self.tolerance = min(-1.0, leads[0] - 1e-9)
+            self.wtp = finite[0] / 2 if finite and finite[0] > 0 else 1e-12
+        elif k >= len(finite):
+            self.wtp = math.inf if len(finite) == len(needs) else finite[-1] * 2 + 1e-12
         else:
-            self.tolerance = (leads[n - k - 1] + leads[n - k]) / 2
-        return self.tolerance
+            # the k prompts that need the least willingness to pay go to the priciest model
+            low, high = finite[k - 1], finite[k]
+            self.wtp = math.sqrt(low * high) if low > 0 else high / 2
+        return self.wtp
