@@ -32,6 +32,7 @@ file's, and "files" holds every file's figures.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -85,7 +86,7 @@ def apgr(points: Sequence[tuple[float, float]]) -> float:
         hull.append(p)
     # keep the envelope non-decreasing: spending more can always be wasted
     area, best = 0.0, hull[0][1]
-    for (x1, y1), (x2, y2) in zip(hull, hull[1:], strict=False):
+    for (x1, y1), (x2, y2) in itertools.pairwise(hull):
         y1, y2 = max(y1, best), max(y2, y1, best)
         best = y2
         area += (x2 - x1) * (y1 + y2) / 2
@@ -152,7 +153,9 @@ class Replayer:
         return {
             "models": finals,
             "cost": sum(costs),
-            "acc": statistics.fmean(row.models[m].score for row, m in zip(self.rows, finals, strict=True)),
+            "acc": statistics.fmean(
+                row.models[m].score for row, m in zip(self.rows, finals, strict=True)
+            ),
             "attempts": statistics.fmean(attempts),
             "escalated": sum(r.escalations for r in report) / max(1, sum(r.calls for r in report)),
             "ms_per_call": elapsed * 1000 / max(1, len(self.rows)),
@@ -198,9 +201,11 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     by_price = sorted(models, key=lambda m: prices.lookup(m).input + prices.lookup(m).output)
     cheapest = by_price[0]
     strongest = max(models, key=lambda m: (fit_acc[m], by_price.index(m)))
-    print(f"\n== {path.name}: {len(rows)} rows, fit {len(fit)} / report {len(test)} "
-          f"(seed {args.seed}); models {', '.join(by_price)}; text={'yes' if has_text else 'no'}"
-          f"{', samples' if has_samples else ''}")
+    print(
+        f"\n== {path.name}: {len(rows)} rows, fit {len(fit)} / report {len(test)} "
+        f"(seed {args.seed}); models {', '.join(by_price)}; text={'yes' if has_text else 'no'}"
+        f"{', samples' if has_samples else ''}"
+    )
     replay = Replayer(test, prices, tokenizer)
     baseline = strongest  # the model the caller writes: the ledger's baseline
 
@@ -254,8 +259,11 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     # the fit part; from the prompt alone when the file has no texts) against the learned
     # router's predicted chance that a pricier tier gets it right (from the prompt). With
     # samples, the cheap model's self-agreement must hold too.
-    tiers = [m for m in by_price if not any(
-        fit_acc[o] >= fit_acc[m] for o in by_price[: by_price.index(m)])]
+    tiers = [
+        m
+        for m in by_price
+        if not any(fit_acc[o] >= fit_acc[m] for o in by_price[: by_price.index(m)])
+    ]
     fit_pred = [pred for pred, _ in learned._calibration]  # out-of-fold, in fit-row order
     fit_costs = [costs for _, costs in learned._calibration]
     answer_scorers: dict[str, Any] = {}
@@ -264,13 +272,16 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     test_pred = learned.predict([r.prompt for r in test])
     for m in tiers[:-1]:
         if has_text:
-            scorer = AnswerScorer().fit([r.prompt for r in fit],
-                                        [r.models[m].response or "" for r in fit],
-                                        [r.models[m].score for r in fit])
+            scorer = AnswerScorer().fit(
+                [r.prompt for r in fit],
+                [r.models[m].response or "" for r in fit],
+                [r.models[m].score for r in fit],
+            )
             answer_scorers[m] = scorer
             fit_right[m] = scorer.oof
-            right = scorer.predict([r.prompt for r in test],
-                                   [r.models[m].response or "" for r in test])
+            right = scorer.predict(
+                [r.prompt for r in test], [r.models[m].response or "" for r in test]
+            )
         else:
             fit_right[m] = [p[m] for p in fit_pred]
             right = [p[m] for p in test_pred]
@@ -282,8 +293,10 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
         pricier = [o for o in tiers[tiers.index(model) + 1 :] if o in pred]
         return -max((pred[o] - right) / max(costs[o], 1e-12) for o in pricier)
 
-    fit_value = {m: [value(m, fit_right[m][i], fit_pred[i], fit_costs[i])
-                     for i in range(len(fit))] for m in tiers[:-1]}
+    fit_value = {
+        m: [value(m, fit_right[m][i], fit_pred[i], fit_costs[i]) for i in range(len(fit))]
+        for m in tiers[:-1]
+    }
     test_pred_of = {r.prompt: p for r, p in zip(test, test_pred, strict=True)}
 
     def answer_check(model: str) -> Callable[[Any, Any], float]:
@@ -336,10 +349,12 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     figures["router_apgr"] = round(apgr([(ncost(c), pgr(a)) for c, a in router_points]), 4)
     figures["cascade_apgr"] = round(apgr([(ncost(c), pgr(a)) for c, a in cascade_points]), 4)
     figures["fixed_mix_apgr"] = 0.5
-    figures["router_curve"] = [[round(1 - c / c_strong, 4), round(a / a_strong, 4)]
-                               for c, a in router_points]
-    figures["cascade_curve"] = [[round(1 - c / c_strong, 4), round(a / a_strong, 4)]
-                                for c, a in cascade_points]
+    figures["router_curve"] = [
+        [round(1 - c / c_strong, 4), round(a / a_strong, 4)] for c, a in router_points
+    ]
+    figures["cascade_curve"] = [
+        [round(1 - c / c_strong, 4), round(a / a_strong, 4)] for c, a in cascade_points
+    ]
     figures["strongest_accuracy"] = round(a_strong, 4)
     figures["cheapest_accuracy"] = round(a_cheap, 4)
     figures["rules_decision_us_p50"] = round(rules_us, 2)
@@ -352,44 +367,91 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     lines = []
     for m in models:
         r = alone[m]
-        lines.append([f"always {m}", "-", f"{r['acc']:.3f}", f"{r['acc'] / a_strong:.3f}",
-                      f"${r['cost'] / len(test) * 1000:.4f}", f"{1 - r['cost'] / c_strong:+.1%}",
-                      "-", f"{r['ms_per_call']:.1f}"])
+        lines.append(
+            [
+                f"always {m}",
+                "-",
+                f"{r['acc']:.3f}",
+                f"{r['acc'] / a_strong:.3f}",
+                f"${r['cost'] / len(test) * 1000:.4f}",
+                f"{1 - r['cost'] / c_strong:+.1%}",
+                "-",
+                f"{r['ms_per_call']:.1f}",
+            ]
+        )
     for name, runs in (("router", router_runs), ("cascade", cascade_runs)):
         for r in runs:
-            lines.append([name, r["knob"], f"{r['acc']:.3f}", f"{r['acc'] / a_strong:.3f}",
-                          f"${r['cost'] / len(test) * 1000:.4f}",
-                          f"{1 - r['cost'] / c_strong:+.1%}",
-                          f"{r['escalated']:.0%}" if name == "cascade" else "-",
-                          f"{r['ms_per_call']:.1f}"])
+            lines.append(
+                [
+                    name,
+                    r["knob"],
+                    f"{r['acc']:.3f}",
+                    f"{r['acc'] / a_strong:.3f}",
+                    f"${r['cost'] / len(test) * 1000:.4f}",
+                    f"{1 - r['cost'] / c_strong:+.1%}",
+                    f"{r['escalated']:.0%}" if name == "cascade" else "-",
+                    f"{r['ms_per_call']:.1f}",
+                ]
+            )
     widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(head)]
     for cells in [head, ["-" * w for w in widths], *lines]:
-        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(cells, widths, strict=True))))
+        print(
+            "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
+        )
     print()
     summary = [["", "router", "cascade", "best fixed mix"]]
     for level in LEVELS:
         key = f"_at_{round(level * 100)}"
-        summary.append([f"cost reduction at {level:.0%} of {strongest}"] + [
-            "n/a" if figures[k + key] is None else f"{figures[k + key]:.1%}"
-            for k in ("router_cost_reduction", "cascade_cost_reduction",
-                      "fixed_mix_cost_reduction")])
-    summary.append(["APGR", f"{figures['router_apgr']:.3f}", f"{figures['cascade_apgr']:.3f}",
-                    "0.500"])
+        summary.append(
+            [f"cost reduction at {level:.0%} of {strongest}"]
+            + [
+                "n/a" if figures[k + key] is None else f"{figures[k + key]:.1%}"
+                for k in (
+                    "router_cost_reduction",
+                    "cascade_cost_reduction",
+                    "fixed_mix_cost_reduction",
+                )
+            ]
+        )
+    summary.append(
+        ["APGR", f"{figures['router_apgr']:.3f}", f"{figures['cascade_apgr']:.3f}", "0.500"]
+    )
     w = [max(len(r[i]) for r in summary) for i in range(4)]
     for r in summary:
         print("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
-    print(f"task rules: {rules_us:.1f} µs median, {rules_p99:.1f} µs p99 per decision; learned "
-          f"router: {learned_us:.0f} µs per uncached decision, fit in {fit_seconds:.1f} s")
+    print(
+        f"task rules: {rules_us:.1f} µs median, {rules_p99:.1f} µs p99 per decision; learned "
+        f"router: {learned_us:.0f} µs per uncached decision, fit in {fit_seconds:.1f} s"
+    )
     if args.plots:
-        plot(path, args.plots, figures, single_points, router_points, cascade_points,
-             c_strong, a_strong, strongest)
+        plot(
+            path,
+            args.plots,
+            figures,
+            single_points,
+            router_points,
+            cascade_points,
+            c_strong,
+            a_strong,
+            strongest,
+        )
     return figures
 
 
-def plot(path: Path, directory: str, figures: dict[str, Any], single: list[Any],
-         router: list[Any], cascade: list[Any], c_strong: float, a_strong: float,
-         strongest: str) -> None:
+def plot(
+    path: Path,
+    directory: str,
+    figures: dict[str, Any],
+    single: list[Any],
+    router: list[Any],
+    cascade: list[Any],
+    c_strong: float,
+    a_strong: float,
+    strongest: str,
+) -> None:
     try:
         import matplotlib
 
@@ -422,8 +484,12 @@ def plot(path: Path, directory: str, figures: dict[str, Any], single: list[Any],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", action="append", type=Path,
-                        help="an outcomes file (repeatable; default: MMLU and GSM8K)")
+    parser.add_argument(
+        "--data",
+        action="append",
+        type=Path,
+        help="an outcomes file (repeatable; default: MMLU and GSM8K)",
+    )
     parser.add_argument("--prices", help="a price file (JSON or CSV) added to the bundled table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fit-share", type=float, default=0.5)
@@ -434,14 +500,18 @@ def main() -> None:
     paths = args.data or DEFAULT_DATA
     for p in paths:
         if not p.exists():
-            sys.exit(f"{p}: not found. This benchmark needs the recorded outcomes in "
-                     f"../shared/data (see its README.md), or --data PATH.")
+            sys.exit(
+                f"{p}: not found. This benchmark needs the recorded outcomes in "
+                f"../shared/data (see its README.md), or --data PATH."
+            )
 
     from costwise.pricing import PriceTable
     from costwise.tokens import TiktokenTokenizer, offline_tiktoken_cache
 
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(offline_tiktoken_cache(
-        Path(tempfile.gettempdir()) / "costwise-tiktoken")))
+    os.environ.setdefault(
+        "TIKTOKEN_CACHE_DIR",
+        str(offline_tiktoken_cache(Path(tempfile.gettempdir()) / "costwise-tiktoken")),
+    )
     tokenizer = TiktokenTokenizer("cl100k_base")
     prices = PriceTable.default(on_unknown="raise")
     args.price_note = "bundled list prices (costwise/data/prices.json)"
