@@ -199,3 +199,23 @@ def load_outcomes_rows() -> list[Outcome]:
     from costwise.routing._outcomes import _parse
 
     return list(_parse([json.dumps(r) for r in rows(12, seed=5)], "mem"))
+
+
+def test_outcomes_from_ledger_use_the_cascade_verdicts() -> None:
+    """A cascade with record_prompt=True leaves labels a router can be fit on."""
+    from costwise.routing import outcomes_from_ledger
+    from costwise.strategies.cascade import Cascade
+    from costwise.testing import FakeProvider, Reply
+
+    provider = FakeProvider().script(Reply(""), model=CHEAP)
+    store = MemoryStore()
+    client = fake_client(
+        provider, strategies=[Cascade([CHEAP, MID, STRONG], record_prompt=True)], ledger=store
+    )
+    for prompt in ("first question", "second question"):
+        client.chat.completions.create(model=STRONG, messages=[{"role": "user", "content": prompt}])
+    first, second = outcomes_from_ledger(store.entries())
+    assert first.prompt == "first question"
+    assert {m: o.score for m, o in first.models.items()} == {CHEAP: 0.0, MID: 1.0}
+    assert {m: o.score for m, o in second.models.items()} == {CHEAP: 1.0}
+    assert outcomes_from_ledger(fake_client().ledger.entries()) == []

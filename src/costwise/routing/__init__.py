@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._answer import AnswerScorer
 from ._learned import LearnedRouter, TextScorer
-from ._outcomes import ModelOutcome, Outcome, load_outcomes
+from ._outcomes import ModelOutcome, Outcome, load_outcomes, outcomes_from_ledger
 
 __all__ = [
     "AnswerScorer",
@@ -19,4 +19,5 @@ __all__ = [
     "Outcome",
     "TextScorer",
     "load_outcomes",
+    "outcomes_from_ledger",
 ]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
 
-__all__ = ["ModelOutcome", "Outcome", "load_outcomes"]
+if TYPE_CHECKING:
+    from ..ledger import LedgerEntry
+
+__all__ = ["ModelOutcome", "Outcome", "load_outcomes", "outcomes_from_ledger"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,3 +104,43 @@ def _parse(lines: Any, origin: str) -> Iterator[Outcome]:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             msg = f"{where}: malformed outcome line ({type(exc).__name__}: {exc})"
             raise ConfigurationError(msg) from exc
+
+
+def outcomes_from_ledger(entries: Iterable[LedgerEntry]) -> list[Outcome]:
+    """Training rows from a cascade's own verdicts, read back from the ledger.
+
+    Use it to fit a `LearnedRouter` on your live traffic without grading anything by hand:
+    run a `costwise.strategies.Cascade` with ``record_prompt=True`` for a while, then
+    ``LearnedRouter().fit(outcomes_from_ledger(ledger.entries()))``. Each cascade attempt
+    whose answer a check rejected labels its model 0 for that prompt; the returned answer
+    labels its model 1 when it passed a check (an unchecked last tier gives no label).
+    Failed requests (rate limits, timeouts) give no label either. Calls recorded without a
+    prompt are skipped.
+
+    Args:
+        entries: ledger entries, e.g. ``client.ledger.entries()``.
+
+    Returns:
+        One `Outcome` per call that has a prompt and at least one label.
+    """
+    by_call: dict[str, list[LedgerEntry]] = {}
+    for entry in entries:
+        if entry.kind == "upstream" and entry.tier is not None:
+            by_call.setdefault(entry.call_id, []).append(entry)
+    rows = []
+    for call_id, attempts in by_call.items():
+        final = next((e for e in attempts if e.final), None)
+        prompt = None if final is None else final.detail.get("prompt")
+        if final is None or not prompt:
+            continue
+        labels: dict[str, ModelOutcome] = {}
+        for e in attempts:
+            if e.status != "ok":
+                continue
+            if e.reason:  # rejected by a check (possibly kept as a last resort)
+                labels[e.model] = ModelOutcome(score=0.0)
+            elif e is final and final.detail.get("checked") in (True, "True"):
+                labels[e.model] = ModelOutcome(score=1.0)
+        if labels:
+            rows.append(Outcome(id=call_id, prompt=str(prompt), models=MappingProxyType(labels)))
+    return rows

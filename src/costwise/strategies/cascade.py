@@ -107,6 +107,10 @@ class Cascade:
             same tier before escalating (default: no retry; escalating is the fallback).
             Waits are skipped under the async client, where a flow cannot sleep.
         escalate_on: the SDK errors that escalate (default `ESCALATE_ON`).
+        record_prompt: store the last user message (first 4,000 characters) and whether
+            the returned answer passed a check in the ledger entry's ``detail``, so
+            `costwise.routing.outcomes_from_ledger` can later fit a `LearnedRouter` on the
+            cascade's own verdicts. Off by default: prompts may be sensitive.
 
     Raises:
         ConfigurationError: fewer than two tiers, a tier without a model, and (when the
@@ -131,6 +135,7 @@ class Cascade:
         max_budget_usd: Decimal | float | str | None = None,
         retry: tenacity.Retrying | None = None,
         escalate_on: tuple[type[BaseException], ...] = ESCALATE_ON,
+        record_prompt: bool = False,
     ) -> None:
         if isinstance(tiers, str) or len(tiers) < 2:
             msg = "Cascade needs at least two tiers, cheapest first, e.g. ['gpt-4o-mini', 'gpt-4o']"
@@ -154,6 +159,7 @@ class Cascade:
         self.tiers = tuple(built)
         self.max_budget_usd = _budget(max_budget_usd)
         self.escalate_on = tuple(escalate_on)
+        self.record_prompt = record_prompt
         self.retry = retry if retry is not None else _default_retry(self.escalate_on)
         self._prices: PriceTable | None = None
         self._tokenizer: Tokenizer | None = None
@@ -194,6 +200,7 @@ class Cascade:
         kept_reason: str | None = None
         last_error: BaseException | None = None
         final: Any = None
+        checked = False
         last = len(self.tiers) - 1
         for i, tier in enumerate(self.tiers):
             if i > 0 and budget is not None:
@@ -214,12 +221,12 @@ class Cascade:
                 continue
             spent += self._cost(tier.model, resp)
             if i == last:
-                final = resp
+                final, checked = resp, False
                 break
             check = tier.check or not_empty()
             verdict = yield from self._judge(check, attempt, resp)
             if verdict.passed:
-                final = resp
+                final, checked = resp, True
                 break
             kept, kept_reason = resp, verdict.reason or check.name
             call.trace.annotate(resp, reason=kept_reason)
@@ -230,7 +237,12 @@ class Cascade:
                 raise last_error  # the last SDK error, unchanged
             call.trace.annotate(kept, reason=f"{kept_reason}; kept: later tiers failed")
             final = kept
-        call.trace.act(self.name)
+        if self.record_prompt:
+            from .router import _last_user
+
+            call.trace.act(self.name, prompt=_last_user(call.messages)[:4000], checked=checked)
+        else:
+            call.trace.act(self.name)
         if not buffered:
             return final
         include_usage = bool((call.kwargs.get("stream_options") or {}).get("include_usage"))
