@@ -219,3 +219,14 @@ def test_outcomes_from_ledger_use_the_cascade_verdicts() -> None:
     assert {m: o.score for m, o in first.models.items()} == {CHEAP: 0.0, MID: 1.0}
     assert {m: o.score for m, o in second.models.items()} == {CHEAP: 1.0}
     assert outcomes_from_ledger(fake_client().ledger.entries()) == []
+
+
+def test_topic_prior_blends_in() -> None:
+    """With enough rows per topic, predictions average the prompt's and its topic's rate."""
+    from costwise.routing._outcomes import _parse
+
+    data = list(_parse([json.dumps(r) for r in rows(120, seed=3)], "mem"))
+    router = LearnedRouter(topics=2).fit(data)
+    assert router._prior is not None
+    (easy, hard) = router.predict(["Please add the thing number 5", "Please prove the thing 6"])
+    assert easy[CHEAP] > hard[CHEAP]

@@ -104,6 +104,87 @@ class TextScorer:
         return float(self.predict([text])[0])
 
 
+class _TopicPrior:
+    """Per-topic success rates of each model: prompts clustered by their wording.
+
+    Many prompts are hard for a model because of their topic (a field, a kind of task), and
+    a topic's success rate is estimated from many more rows than one prompt's words. Prompts
+    are clustered by TF-IDF words reduced with SVD and k-means; each model's rate per cluster
+    is smoothed towards its overall rate.
+    """
+
+    def __init__(self, k: int, *, smoothing: float = 10.0, seed: int = 0) -> None:
+        self.k, self.smoothing, self.seed = k, smoothing, seed
+        self._parts: Any = None
+        self._rates: dict[str, Any] = {}
+
+    def fit(self, texts: Sequence[str], columns: Mapping[str, Sequence[float | None]]) -> Self:
+        import numpy as np
+        from sklearn.cluster import KMeans
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(min_df=2, sublinear_tf=True, stop_words="english")
+        x = vectorizer.fit_transform(texts)
+        svd = TruncatedSVD(min(100, x.shape[1] - 1), random_state=self.seed)
+        z = svd.fit_transform(x)
+        z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-9
+        kmeans = KMeans(self.k, n_init=3, random_state=self.seed).fit(z)
+        labels = kmeans.labels_
+        for model, scores in columns.items():
+            known = np.array([v is not None for v in scores])
+            values = np.array([0.0 if v is None else v for v in scores])
+            prior = values[known].mean() if known.any() else 0.5
+            rates = np.full(self.k, prior)
+            for j in range(self.k):
+                mask = known & (labels == j)
+                rates[j] = (values[mask].sum() + self.smoothing * prior) / (
+                    mask.sum() + self.smoothing
+                )
+            self._rates[model] = rates
+        self._parts = (vectorizer, svd, kmeans)
+        return self
+
+    def predict(self, texts: Sequence[str]) -> dict[str, Any]:
+        import numpy as np
+
+        vectorizer, svd, kmeans = self._parts
+        z = svd.transform(vectorizer.transform(texts))
+        z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-9
+        labels = kmeans.predict(z)
+        return {model: rates[labels] for model, rates in self._rates.items()}
+
+
+def _fit_prompt_models(
+    rows: Sequence[Outcome], models: Sequence[str], c: float, topics: int
+) -> tuple[dict[str, TextScorer], _TopicPrior | None]:
+    scorers = {}
+    for model in models:
+        texts = [r.prompt for r in rows if model in r.models]
+        scores = [r.models[model].score for r in rows if model in r.models]
+        if texts:
+            scorers[model] = TextScorer(c=c).fit(texts, scores)
+        else:  # no outcome of this model in these rows: know nothing
+            scorers[model] = TextScorer(c=c)
+            scorers[model]._constant = 0.5
+    prior = None
+    if topics > 1 and len(rows) >= 20 * topics:  # enough rows for stable topic rates
+        columns = {m: [r.models[m].score if m in r.models else None for r in rows] for m in models}
+        prior = _TopicPrior(topics).fit([r.prompt for r in rows], columns)
+    return scorers, prior
+
+
+def _predict_prompt_models(
+    scorers: Mapping[str, TextScorer], prior: _TopicPrior | None, prompts: Sequence[str]
+) -> dict[str, Any]:
+    columns = {m: scorer.predict(prompts) for m, scorer in scorers.items()}
+    if prior is not None:
+        # The prompt's own words and its topic's rate, equally weighted.
+        for m, rates in prior.predict(prompts).items():
+            columns[m] = (columns[m] + rates) / 2
+    return columns
+
+
 class LearnedRouter:
     """Routes each prompt to the model with the best expected value: success minus cost.
 
@@ -124,6 +205,9 @@ class LearnedRouter:
         wtp: willingness to pay, in USD per additional good answer (``inf``: always the
             model predicted best).
         c: inverse regularisation strength of each model's logistic regression.
+        topics: how many topic clusters back the per-prompt predictions (each prediction
+            is the average of the prompt's own and its topic's success rate); used when
+            there are at least 20 fit rows per topic, ``0`` turns it off.
 
     Example:
         >>> router = LearnedRouter().fit(load_outcomes("outcomes.jsonl"))
@@ -132,12 +216,13 @@ class LearnedRouter:
         'mixtral-8x7b-instruct'
     """
 
-    def __init__(self, *, wtp: float = 1.0, c: float = 1.0) -> None:
+    def __init__(self, *, wtp: float = 1.0, c: float = 1.0, topics: int = 20) -> None:
         if not wtp > 0:
             msg = f"LearnedRouter: wtp must be positive, got {wtp!r}"
             raise ConfigurationError(msg)
         self.wtp = wtp
         self.c = c
+        self.topics = topics
         self.models: list[str] = []
         """Model names, cheapest first."""
         self.rates: dict[str, tuple[float, float]] = {}
@@ -147,6 +232,7 @@ class LearnedRouter:
         self.output_tokens: dict[str, float] = {}
         """The typical answer length of each model, in tokens."""
         self._scorers: dict[str, TextScorer] = {}
+        self._prior: _TopicPrior | None = None
         self._calibration: list[tuple[dict[str, float], dict[str, float]]] = []
         self._memo: dict[str, dict[str, float]] = {}
 
@@ -182,11 +268,7 @@ class LearnedRouter:
         self._set_costs(rows, names, prices, costs, output_tokens)
         typical = {m: self._cost(m, 4 * 200) for m in names}  # a 200-token prompt
         self.models = sorted(names, key=lambda m: (typical[m], m))
-        self._scorers = {}
-        for model in self.models:
-            texts = [r.prompt for r in rows if model in r.models]
-            scores = [r.models[model].score for r in rows if model in r.models]
-            self._scorers[model] = TextScorer(c=self.c).fit(texts, scores)
+        self._scorers, self._prior = _fit_prompt_models(rows, self.models, self.c, self.topics)
         self._calibration = [
             (pred, self.costs_for(row.prompt))
             for pred, row in zip(self._out_of_fold(rows, calibration_folds), rows, strict=False)
@@ -250,16 +332,10 @@ class LearnedRouter:
         for k in range(folds):
             train = [r for i, r in enumerate(rows) if i % folds != k]
             held = [i for i in range(len(rows)) if i % folds == k]
-            for model in self.models:
-                texts = [r.prompt for r in train if model in r.models]
-                scores = [r.models[model].score for r in train if model in r.models]
-                if not texts:
-                    continue
-                probs = (
-                    TextScorer(c=self.c).fit(texts, scores).predict([rows[i].prompt for i in held])
-                )
-                for i, p in zip(held, probs, strict=True):
-                    predictions[i][model] = float(p)
+            scorers, prior = _fit_prompt_models(train, self.models, self.c, self.topics)
+            columns = _predict_prompt_models(scorers, prior, [rows[i].prompt for i in held])
+            for j, i in enumerate(held):
+                predictions[i] = {m: float(columns[m][j]) for m in self.models}
         return predictions
 
     # -- predicting --------------------------------------------------------------------------
@@ -269,7 +345,7 @@ class LearnedRouter:
         if not self._scorers:
             msg = "LearnedRouter: call fit() first"
             raise ConfigurationError(msg)
-        columns = {m: self._scorers[m].predict(prompts) for m in self.models}
+        columns = _predict_prompt_models(self._scorers, self._prior, prompts)
         return [{m: float(columns[m][i]) for m in self.models} for i in range(len(prompts))]
 
     def choose(
