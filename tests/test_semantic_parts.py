@@ -208,3 +208,38 @@ def test_import_does_not_load_heavy_dependencies() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_mapped_index_takes_writes_and_removals(tmp_path: Path) -> None:
+    """A memory-mapped index serves searches, new entries and removals, then turns writable."""
+    vectors = unit(400)
+    index = VectorIndex(32, approximate_after=100)
+    index.add_many(np.arange(300), vectors[:300])
+    index.save(tmp_path)
+    mapped = VectorIndex.load(tmp_path, approximate_after=100)
+    assert mapped.search(vectors[9], k=1)[0][0] == 9
+    mapped.remove(9)
+    assert all(k != 9 for k, _ in mapped.search(vectors[9], k=4))
+    mapped.add(350, vectors[350])
+    assert mapped.search(vectors[350], k=1)[0][0] == 350
+    mapped.delta_max = 10
+    mapped.add_many(np.arange(360, 380), vectors[360:380])  # past delta_max: graph loaded
+    assert mapped.search(vectors[370], k=1)[0][0] == 370
+    assert all(k != 9 for k, _ in mapped.search(vectors[9], k=4))
+    assert len(mapped) == 300 - 1 + 1 + 20
+    mapped.save(tmp_path / "again")
+    assert VectorIndex.load(tmp_path / "again", view=False).search(vectors[350], k=1)[0][0] == 350
+
+
+def test_index_then_embedder_does_not_crash(tmp_path: Path) -> None:
+    """Loading an HNSW index before the first local embedding must not crash the process."""
+    code = (
+        "import sys, numpy as np\n"
+        "from costwise.semantic import VectorIndex, LocalMiniLM\n"
+        "v = np.eye(3, 8, dtype=np.float32)\n"
+        "i = VectorIndex(8, approximate_after=1); i.add_many([1, 2, 3], v)\n"
+        "import onnxruntime\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
