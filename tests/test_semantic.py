@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,17 @@ from openai.types.chat import ChatCompletionMessageParam
 from costwise import CostwiseWarning
 from costwise.cache import MemoryCacheStore, is_hit
 from costwise.ledger import MemoryStore
-from costwise.semantic import OpenAIEmbedder, SemanticSettings
+from costwise.semantic import (
+    OpenAIEmbedder,
+    RedisSemanticIndex,
+    SemanticIndex,
+    SemanticSettings,
+)
 from costwise.strategies import SemanticCache
 from costwise.testing import Error, FakeProvider, fake_async_client, fake_client
+from redisserver import redis_url
+
+__all__ = ["redis_url"]  # the session fixture, re-exported for pytest
 
 
 class ToyEmbedder:
@@ -34,6 +43,7 @@ class ToyEmbedder:
 
 
 PLAIN = SemanticSettings(embedder="toy", min_cosine=0.85, threshold=0.85)
+ASK: dict[str, Any] = {"model": "gpt-4o-mini", "temperature": 0}
 
 
 def cache(**kw: Any) -> SemanticCache:
@@ -266,3 +276,48 @@ def test_strategy_validates_arguments() -> None:
         cache(candidates=0)
     with pytest.raises(TypeError, match="store"):
         SemanticCache(42, embedder=ToyEmbedder(), settings=PLAIN)  # type: ignore[arg-type]
+
+
+def test_persisted_index_answers_after_a_restart(tmp_path: Path) -> None:
+    """A disk store plus a saved index answer paraphrases in a new process's cache."""
+    provider = FakeProvider()
+
+    def worker() -> SemanticCache:
+        return SemanticCache(
+            tmp_path / "store",
+            embedder=ToyEmbedder(),
+            settings=PLAIN,
+            index=SemanticIndex(64, path=tmp_path / "index"),
+        )
+
+    first = worker()
+    client = fake_client(provider, strategies=[first])
+    client.chat.completions.create(**ASK, messages=user("reset my password"))
+    first.index.save()
+    first.store.close()
+    again = fake_client(provider, strategies=[worker()])
+    hit = again.chat.completions.create(**ASK, messages=user("reset my password please"))
+    assert is_hit(hit) and len(provider.calls()) == 1
+
+
+def test_workers_share_entries_through_redis(redis_url: str) -> None:
+    """Two workers with a Redis store and index: one caches, the other answers."""
+    from costwise.cache import RedisCacheStore
+
+    provider = FakeProvider()
+    prefix = "test-semantic-workers:"
+
+    def worker() -> SemanticCache:
+        return SemanticCache(
+            RedisCacheStore(redis_url, prefix=prefix + "entry:"),
+            embedder=ToyEmbedder(),
+            settings=PLAIN,
+            index=RedisSemanticIndex(64, redis_url, prefix=prefix, sync_interval=0),
+        )
+
+    one = fake_client(provider, strategies=[worker()])
+    two = fake_client(provider, strategies=[worker()])
+    two.chat.completions.create(**ASK, messages=user("what are the opening hours"))
+    one.chat.completions.create(**ASK, messages=user("reset my password"))
+    hit = two.chat.completions.create(**ASK, messages=user("reset my password please"))
+    assert is_hit(hit) and len(provider.calls()) == 2
