@@ -315,9 +315,34 @@ def test_workers_share_entries_through_redis(redis_url: str) -> None:
             index=RedisSemanticIndex(64, redis_url, prefix=prefix, sync_interval=0),
         )
 
-    one = fake_client(provider, strategies=[worker()])
-    two = fake_client(provider, strategies=[worker()])
+    caches = [worker(), worker()]
+    one = fake_client(provider, strategies=[caches[0]])
+    two = fake_client(provider, strategies=[caches[1]])
     two.chat.completions.create(**ASK, messages=user("what are the opening hours"))
     one.chat.completions.create(**ASK, messages=user("reset my password"))
     hit = two.chat.completions.create(**ASK, messages=user("reset my password please"))
     assert is_hit(hit) and len(provider.calls()) == 2
+    for cache_ in caches:
+        cache_.close()
+
+
+def test_after_the_exact_cache_hits_are_told_apart() -> None:
+    """With ResponseCache first, repeats are exact hits and paraphrases semantic hits."""
+    from costwise.strategies import ResponseCache
+
+    provider = FakeProvider()
+    store = MemoryCacheStore()
+    ledger = MemoryStore()
+    client = fake_client(
+        provider,
+        strategies=[
+            ResponseCache(store),
+            SemanticCache(store, embedder=ToyEmbedder(), settings=PLAIN),
+        ],
+        ledger=ledger,
+    )
+    client.chat.completions.create(**ASK, messages=user("reset my password"))
+    client.chat.completions.create(**ASK, messages=user("reset my password"))
+    client.chat.completions.create(**ASK, messages=user("reset my password please"))
+    assert len(provider.calls()) == 1
+    assert [e.strategy for e in ledger.entries() if e.kind == "hit"] == ["cache", "semantic_cache"]

@@ -111,6 +111,8 @@ def test_redis_index_is_shared_between_workers(redis_url: str) -> None:
     late = RedisSemanticIndex(32, client=redis.Redis.from_url(redis_url), prefix=prefix)
     assert [k for k, _ in late.search("p", vectors[1])] == [12]
     one.clear()
+    for index in (one, two, late):
+        index.close()
 
 
 def test_redis_outage_degrades_to_local() -> None:
@@ -123,6 +125,7 @@ def test_redis_outage_degrades_to_local() -> None:
         with pytest.warns(CostwiseWarning, match="unavailable"):
             index.add("p", 2, vectors[1])
         assert index.search("p", vectors[1])[0][0] == 2
+        index.close()
 
 
 def test_pair_features_flag_look_alikes() -> None:
@@ -243,3 +246,23 @@ def test_index_then_embedder_does_not_crash(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
+
+
+def test_local_minilm_and_default_settings_offline() -> None:
+    """The bundled local embedder runs offline; the default accepts a paraphrase only."""
+    from costwise.semantic import LocalMiniLM
+
+    embedder = LocalMiniLM()
+    texts = [
+        "How do I cancel my order?",
+        "How can I cancel my order?",
+        "How many days are in June?",
+        "How many days are in July?",
+    ]
+    v = embedder.embed(texts)
+    assert v.shape == (4, 384) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    settings = default_settings()
+    assert settings.accepts(texts[0], texts[1], float(v[0] @ v[1]))
+    assert not settings.accepts(texts[2], texts[3], float(v[2] @ v[3]))
+    assert not settings.accepts(texts[0], texts[2], float(v[0] @ v[2]))

@@ -400,6 +400,9 @@ class SemanticIndex:
             else:
                 self._parts.pop(partition, None)
 
+    def close(self) -> None:
+        """Release connections (nothing to release for a local index)."""
+
     def save(self, path: str | Path | None = None) -> None:
         """Persist every partition to `path` (default: the constructor's `path`)."""
         target = Path(path) if path is not None else self.path
@@ -616,6 +619,11 @@ class RedisSemanticIndex(SemanticIndex):
             return applied
         finally:
             self._sync_lock.release()
+
+    @override
+    def close(self) -> None:
+        """Close the Redis connection pool."""
+        self.redis.close()
 
     @override
     def save(self, path: str | Path | None = None) -> None:

@@ -377,6 +377,11 @@ class SemanticCache:
         """Forget every entry of the index (the store's entries expire or are evicted)."""
         self.index.clear()
 
+    def close(self) -> None:
+        """Close the store and the index (connections, file handles)."""
+        self.store.close()
+        self.index.close()
+
 
 def _reusable(completion: ChatCompletion) -> bool:
     if not completion.choices:
