@@ -15,7 +15,7 @@ and costs read back from the ledger (or the row's ``cost_usd`` when it has one).
 the recorded grade of the answer the client returned.
 
 Curves sweep one knob: the learned router's willingness to pay, calibrated on out-of-fold
-predictions of the fit part to send 0%, 10%, ..., 100% of calls to the strongest model; the
+predictions of the fit part to send 0%, 5%, ..., 100% (--points) of calls to the strongest model; the
 cascade's check threshold, set at the same quantiles of out-of-fold scores of the cheap
 answers on the fit part.
 "Cost reduction at 95%" is the cost saved against always calling the strongest model by the
@@ -493,7 +493,7 @@ def main() -> None:
     parser.add_argument("--prices", help="a price file (JSON or CSV) added to the bundled table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fit-share", type=float, default=0.5)
-    parser.add_argument("--points", type=int, default=11, help="points per curve")
+    parser.add_argument("--points", type=int, default=21, help="points per curve")
     parser.add_argument("--limit", type=int, default=0, help="report on at most N rows")
     parser.add_argument("--plots", default="", help="write PNG curves to this directory")
     args = parser.parse_args()
