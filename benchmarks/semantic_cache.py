@@ -206,6 +206,16 @@ def run_pairs(path: Path, rows: list[Any], seed: int, write_default: Path | None
             write_default.write_text(json.dumps(full.to_dict(), indent=1) + "\n")
             print(f"\nwrote the default settings to {write_default}")
 
+    if not has_neg:  # all positives (GPTCache's format): FHR is undefined, recall is not
+        print("no non-duplicate pairs in both halves: false-hit rates are undefined (null)")
+        for target in TARGETS:
+            out[f"recall_at_fhr_{int(target * 100)}"] = None
+            out[f"baseline_recall_at_fhr_{int(target * 100)}"] = None
+        for t in (0.95, 0.80):
+            r = float((cos[rep] >= t).mean())
+            out[f"plain_{int(t * 100)}_recall"] = round(r, 4)
+            print(f"plain cosine >= {t}: recall {r:.1%} of the report half")
+
     default = default_settings()
     if write_default is not None:
         default = SemanticSettings.load(write_default)
@@ -218,8 +228,8 @@ def run_pairs(path: Path, rows: list[Any], seed: int, write_default: Path | None
     rep_labels = labels[rep]
     d_fhr = float(accepted[rep_labels == 0].mean()) if n_neg else float("nan")
     d_rec = float(accepted[rep_labels == 1].mean()) if n_pos else float("nan")
-    out["default_false_hit_rate"] = round(d_fhr, 4)
-    out["default_recall"] = round(d_rec, 4)
+    out["default_false_hit_rate"] = round(d_fhr, 4) if n_neg else None
+    out["default_recall"] = round(d_rec, 4) if n_pos else None
     out["default_false_hits"] = int(accepted[rep_labels == 0].sum())
     print(
         f"\ndefault setting ({default.source or 'shipped'}; target FHR {default.target_fhr:.0%}):"
