@@ -149,6 +149,10 @@ _RULES: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...] = (
 # Every keyword with the rank of its task (lower wins), for one C-level set intersection.
 _KEYWORD_RANK = {word: rank for rank, (_, words, _) in enumerate(_RULES) for word in words}
 _KEYWORDS = frozenset(_KEYWORD_RANK)
+# Every phrase with its task's rank, in rank order (a flat loop beats any() over generators).
+_PHRASES = tuple(
+    (phrase, rank) for rank, (_, _, phrases) in enumerate(_RULES) for phrase in phrases
+)
 _TRANSLATE_RANK = 1
 _ARITHMETIC = re.compile(r"\d\s*[-+*/^]\s*\d")
 # Punctuation becomes space so "python?" is the word "python" (str.translate runs in C).
@@ -198,9 +202,12 @@ def detect_task(messages: Sequence[Any]) -> str | None:
     best = min((_KEYWORD_RANK[w] for w in found), default=len(_RULES))
     if best > _TRANSLATE_RANK and "into" in words and not _LANGUAGES.isdisjoint(words):
         best = _TRANSLATE_RANK  # "... into French"
-    for rank in range(best):  # a phrase of a higher-priority task beats a keyword
-        if any(p in text for p in _RULES[rank][2]):
-            return _RULES[rank][0]
+    for phrase, rank in _PHRASES:  # a phrase of a higher-priority task beats a keyword
+        if rank >= best:
+            break
+        if phrase in text:
+            best = rank
+            break
     if best < len(_RULES):
         return _RULES[best][0]
     return "reasoning" if _ARITHMETIC.search(text) else None
