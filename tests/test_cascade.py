@@ -185,3 +185,25 @@ def test_bad_configuration() -> None:
         fake_client(strategies=[Cascade([CHEAP, "no-such-model-xyz"])])
     with pytest.raises(ConfigurationError):
         Cascade([CHEAP, STRONG], max_budget_usd=-1)
+
+
+@pytest.mark.anyio
+async def test_router_before_cascade_picks_the_starting_tier(mode: str) -> None:
+    """A router that picked a tier makes the cascade start there; otherwise tier 0."""
+    from costwise.strategies.router import Router
+
+    provider = FakeProvider()
+    store = MemoryStore()
+    strategies = [Router({"reasoning": STRONG, "chat": CHEAP}), Cascade([CHEAP, STRONG])]
+    if mode == "sync":
+        client: Any = fake_client(provider, strategies=strategies, ledger=store)
+        client.chat.completions.create(model=STRONG, messages=MSGS, task="reasoning")
+        client.chat.completions.create(model=STRONG, messages=MSGS, task="chat")
+    else:
+        aclient: Any = fake_async_client(provider, strategies=strategies, ledger=store)
+        await aclient.chat.completions.create(model=STRONG, messages=MSGS, task="reasoning")
+        await aclient.chat.completions.create(model=STRONG, messages=MSGS, task="chat")
+    assert models(provider) == [STRONG, CHEAP]
+    entries = list(store.entries())
+    assert [e.tier for e in entries] == [1, 0]
+    assert entries[0].strategy == "router+cascade"

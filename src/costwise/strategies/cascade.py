@@ -89,6 +89,11 @@ class Cascade:
     tier fails, the last SDK error is raised unchanged. If a cheap answer was rejected and
     every later tier failed, that answer is returned rather than nothing.
 
+    After a `Router`: when a router before the cascade chose one of its tiers (or any
+    strategy changed the model to one), the cascade starts at that tier, so a router can
+    send the hard prompts straight to the strong model while the easy ones still get
+    checked and escalated if needed.
+
     Streams: a ``stream=True`` call skips the cascade (it goes to the model the caller
     wrote) unless the caller passes ``buffer_stream=True``; then each tier is called without
     streaming and the accepted answer is replayed as a stream of the same shape, so the
@@ -202,8 +207,11 @@ class Cascade:
         final: Any = None
         checked = False
         last = len(self.tiers) - 1
+        start = self._start(call)
         for i, tier in enumerate(self.tiers):
-            if i > 0 and budget is not None:
+            if i < start:
+                continue
+            if i > start and budget is not None:
                 estimate = self._estimate(base, tier.model, kept)
                 if estimate is not None and spent + estimate > budget:
                     logger.debug("cascade: budget stops escalation before tier %d", i)
@@ -251,6 +259,15 @@ class Cascade:
         if call.is_async:
             return AsyncCostwiseStream.replay(chunks, response=response)
         return CostwiseStream.replay(chunks, response=response)
+
+    def _start(self, call: Call) -> int:
+        """The first tier to try: a router before us may already have picked a higher one."""
+        if call.model == call.trace.baseline_model and "router" not in call.trace.acted:
+            return 0  # the caller's own model: the cascade decides from the cheapest tier
+        for i, tier in enumerate(self.tiers):
+            if tier.model == call.model:
+                return i
+        return 0
 
     def _judge(self, check: Check, call: Call, response: Any) -> CheckFlow:
         return run_check(check, call, response)

@@ -343,7 +343,11 @@ class Router:
         elif self.default is not None:
             task, how = self.default, "default"
             target = self.tasks[task]
-        if target is None or target == call.model:
+        if target is None:
+            return (yield call)
+        if target == call.model:
+            # Decided, nothing to change; noted so a cascade after us starts at this tier.
+            call.trace.act(self.name, task=task, routed_by=how)
             return (yield call)
         if not self.fits(call, target):
             logger.debug("router: %s does not fit the request; keeping %s", target, call.model)
