@@ -50,7 +50,7 @@ from costwise.ledger import MemoryStore  # noqa: E402
 from costwise.strategies import ResponseCache  # noqa: E402
 from costwise.testing import FakeProvider, bare_client, fake_client  # noqa: E402
 
-QUESTION = [{"role": "user", "content": "How do I reset my card PIN?"}]
+QUESTION: Any = [{"role": "user", "content": "How do I reset my card PIN?"}]
 
 
 class ConstantAnswer:
@@ -81,7 +81,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def speed(calls: int, workdir: Path) -> dict[str, Any]:
-    from redisserver import RedisServer, redis_binary
+    from redisserver import RedisServer, redis_binary  # type: ignore[import-not-found]  # tests/ on sys.path
 
     provider = FakeProvider()
     bare = bare_client(provider)
@@ -114,7 +114,7 @@ def speed(calls: int, workdir: Path) -> dict[str, Any]:
     variants: dict[str, Callable[[int], Any]] = {}
     n = 0
 
-    def unique(i: int) -> list[dict[str, str]]:
+    def unique(i: int) -> Any:
         return [{"role": "user", "content": f"How do I reset my card PIN? (ticket {i})"}]
 
     variants["bare SDK (B)"] = lambda i: bare.chat.completions.create(
