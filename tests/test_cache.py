@@ -115,6 +115,29 @@ async def test_hit_in_ledger_and_report(mode: str) -> None:
     assert row.baseline_nanos - row.cost_nanos == miss.cost_nanos
 
 
+async def test_report_by_strategy_shows_cache_savings(mode: str) -> None:
+    """report(by="strategy") attributes hits and savings to "cache", per feature too."""
+    env = Env(mode)
+    for feature in ("faq", "faq", "faq", "tags"):
+        await env.ask(temperature=0, feature=feature)
+    await env.ask(temperature=0, feature="tags", messages=[{"role": "user", "content": "x"}])
+    by_strategy = env.client.ledger.report(by="strategy")
+    cache_row = by_strategy.row("cache")
+    assert cache_row.hits == 3 and cache_row.cost_nanos == 0 and cache_row.baseline_nanos > 0
+    by_feature = env.client.ledger.report()
+    assert (by_feature.row("faq").hits, by_feature.row("tags").hits) == (2, 1)
+
+
+async def test_streamed_hit_is_in_the_ledger(mode: str) -> None:
+    """A replayed stream is recorded as a hit as soon as it is returned."""
+    env = Env(mode)
+    await env.ask(temperature=0, stream=True, stream_options={"include_usage": True})
+    await env.ask(temperature=0, stream=True, stream_options={"include_usage": True})
+    miss, hit = list(env.ledger.entries())
+    assert (miss.kind, hit.kind, hit.strategy) == ("upstream", "hit", "cache")
+    assert hit.baseline_nanos == miss.cost_nanos and hit.cost_nanos == 0
+
+
 async def test_hit_is_a_fresh_object(mode: str) -> None:
     """Editing a returned answer never changes what the cache serves next."""
     env = Env(mode)
