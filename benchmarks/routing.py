@@ -328,9 +328,9 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     # Rules: task detection speed (no network), over the report prompts.
     msgs = [[{"role": "user", "content": r.prompt}] for r in test[:500]]
     timings = []
-    for m in msgs:
+    for message in msgs:
         t = time.perf_counter_ns()
-        detect_task(m)
+        detect_task(message)
         timings.append((time.perf_counter_ns() - t) / 1000)
     rules_us = statistics.median(timings)
     rules_p99 = sorted(timings)[int(0.99 * (len(timings) - 1))]
@@ -366,31 +366,31 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     head = ["method", "knob", "acc", "acc/strong", "cost/1k", "reduction", "escal.", "ms/call"]
     lines = []
     for m in models:
-        r = alone[m]
+        res = alone[m]
         lines.append(
             [
                 f"always {m}",
                 "-",
-                f"{r['acc']:.3f}",
-                f"{r['acc'] / a_strong:.3f}",
-                f"${r['cost'] / len(test) * 1000:.4f}",
-                f"{1 - r['cost'] / c_strong:+.1%}",
+                f"{res['acc']:.3f}",
+                f"{res['acc'] / a_strong:.3f}",
+                f"${res['cost'] / len(test) * 1000:.4f}",
+                f"{1 - res['cost'] / c_strong:+.1%}",
                 "-",
-                f"{r['ms_per_call']:.1f}",
+                f"{res['ms_per_call']:.1f}",
             ]
         )
     for name, runs in (("router", router_runs), ("cascade", cascade_runs)):
-        for r in runs:
+        for res in runs:
             lines.append(
                 [
                     name,
-                    r["knob"],
-                    f"{r['acc']:.3f}",
-                    f"{r['acc'] / a_strong:.3f}",
-                    f"${r['cost'] / len(test) * 1000:.4f}",
-                    f"{1 - r['cost'] / c_strong:+.1%}",
-                    f"{r['escalated']:.0%}" if name == "cascade" else "-",
-                    f"{r['ms_per_call']:.1f}",
+                    res["knob"],
+                    f"{res['acc']:.3f}",
+                    f"{res['acc'] / a_strong:.3f}",
+                    f"${res['cost'] / len(test) * 1000:.4f}",
+                    f"{1 - res['cost'] / c_strong:+.1%}",
+                    f"{res['escalated']:.0%}" if name == "cascade" else "-",
+                    f"{res['ms_per_call']:.1f}",
                 ]
             )
     widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(head)]
@@ -419,9 +419,9 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     summary.append(
         ["APGR", f"{figures['router_apgr']:.3f}", f"{figures['cascade_apgr']:.3f}", "0.500"]
     )
-    w = [max(len(r[i]) for r in summary) for i in range(4)]
-    for r in summary:
-        print("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
+    w = [max(len(cells[i]) for cells in summary) for i in range(4)]
+    for cells in summary:
+        print("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(cells)))
     print(
         f"task rules: {rules_us:.1f} µs median, {rules_p99:.1f} µs p99 per decision; learned "
         f"router: {learned_us:.0f} µs per uncached decision, fit in {fit_seconds:.1f} s"
@@ -463,7 +463,10 @@ def plot(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    rel = lambda pts: ([c / c_strong for c, _ in pts], [a / a_strong for _, a in pts])  # noqa: E731
+
+    def rel(pts: list[Any]) -> tuple[list[float], list[float]]:
+        return [c / c_strong for c, _ in pts], [a / a_strong for _, a in pts]
+
     xs, ys = rel(sorted(single))
     ax.plot(xs, ys, "k--", marker="s", label="fixed random mix")
     for name, pts, style in (("router", router, "o-"), ("cascade", cascade, "^-")):
