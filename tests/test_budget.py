@@ -151,7 +151,7 @@ def test_concurrent_workers_overshoot_at_most_n_calls(tmp_path: Path) -> None:
     limit = CALL_COST * 10
     workers = 6
     refused = []
-    barrier = threading.Barrier(workers)
+    barrier = threading.Barrier(workers, timeout=60)
 
     def worker() -> None:
         # Each worker is its own client with its own connection: like separate processes.

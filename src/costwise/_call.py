@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -13,6 +12,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from typing_extensions import Self, override
+
+from ._ids import new_id
 
 __all__ = ["REMOVE", "Call", "CallTrace", "Method", "client_scope"]
 
@@ -47,11 +48,6 @@ def client_scope(api_key: object, base_url: object) -> str:
     return digest.hexdigest()
 
 
-def _new_id() -> str:
-    # 16 random bytes: unique across processes and hosts without coordination (ledger de-dup key).
-    return os.urandom(16).hex()
-
-
 class CallTrace:
     """What happened while answering one logical call; the ledger is written from it.
 
@@ -84,7 +80,7 @@ class CallTrace:
     def __init__(
         self, *, feature: str, baseline_model: str, url: str = "", client_scope: str = ""
     ) -> None:
-        self.call_id = _new_id()
+        self.call_id = new_id()
         self.feature = feature
         self.baseline_model = baseline_model
         self.started = time.time()

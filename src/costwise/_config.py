@@ -81,6 +81,10 @@ class Config:
         pipeline = Pipeline(strategies)
         meter = Meter(ledger=ledger, prices=prices, tokenizer=tokenizer or default_tokenizer())
         for strategy in pipeline:
+            if getattr(strategy, "needs_current_spend", False):
+                # It reads spend before each call: write-behind would hide recent calls.
+                ledger.flush()
+                ledger.write_through = True
             bind = getattr(strategy, "bind", None)
             if callable(bind):  # strategies that need prices/tokenizer/ledger get them here
                 bind(meter)

@@ -10,7 +10,6 @@ is in the ledger, and a failure in a strategy or the store loses nothing.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -19,6 +18,7 @@ from openai import AsyncStream, Stream
 from openai.types.chat import ChatCompletion
 
 from ._call import Call, CallTrace
+from ._ids import new_id
 from ._streaming import AsyncCostwiseStream, CostwiseStream, assemble
 from .ledger import Ledger, LedgerEntry
 from .pricing import PriceTable, Usage, to_nanos
@@ -31,10 +31,6 @@ __all__ = ["Meter"]
 logger = logging.getLogger("costwise")
 
 _NO_USAGE = Usage(prompt_tokens=0, completion_tokens=0)
-
-
-def _new_id() -> str:
-    return os.urandom(16).hex()
 
 
 def _json_of_raw(resp: Any) -> dict[str, Any] | None:
@@ -79,7 +75,7 @@ class Meter:
             cost = self.prices.cost(model, usage)
             cost_nanos = None if cost is None else to_nanos(cost)
         return {
-            "id": _new_id(),
+            "id": new_id(),
             "call_id": call.trace.call_id,
             "ts": call.trace.started,
             "feature": call.feature,
@@ -241,7 +237,7 @@ class Meter:
         completion: ChatCompletion = trace.hit
         usage = Usage.from_openai(completion.usage) or _NO_USAGE
         return {
-            "id": _new_id(),
+            "id": new_id(),
             "call_id": trace.call_id,
             "ts": trace.started,
             "feature": trace.feature,

@@ -117,6 +117,9 @@ class Ledger:
             msg = f"write_behind=True needs a store with a journal_dir; {store!r} has none"
             raise ValueError(msg)
         self._journal = Journal(Path(journal_dir)) if write_behind and journal_dir else None
+        self.write_through = not write_behind
+        """Write each call to the store before returning (set by strategies that read spend,
+        such as `Budget`, so every worker sees every finished call at once)."""
         if self._journal is not None:
             self._recover()
 
@@ -146,7 +149,7 @@ class Ledger:
         once by `flush`, `report`, `entries` and at exit). Otherwise they are written
         through, and kept for a retry if the store fails.
         """
-        if self._journal is not None:
+        if self._journal is not None and not self.write_through:
             with self._lock:
                 self._journal.append(entries)
                 self._pending.extend(entries)
@@ -218,7 +221,7 @@ class Ledger:
 
     def flush(self) -> None:
         """Write pending entries to the store now (they are durable already)."""
-        if self._journal is not None:
+        if self._journal is not None and (self._pending or self._retired):
             self._flush_journal()
         elif self._pending:
             self.record(())

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,13 +111,28 @@ class SQLiteStore:
         """Where the ledger's write-behind journals for this file live."""
         return self.path.with_name(self.path.name + ".journal")
 
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite does not wait for it
+        # (no busy handler for this pragma): retry while other workers open the same file.
+        deadline = time.monotonic() + self._timeout
+        delay = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
     def _conn(self) -> sqlite3.Connection:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is None or local.pid != os.getpid():
             try:
                 conn = sqlite3.connect(self.path, timeout=self._timeout, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                self._wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 msg = "open"
@@ -133,30 +149,39 @@ class SQLiteStore:
         return LedgerError(msg, path=str(self.path))
 
     def _setup(self, conn: sqlite3.Connection) -> None:
+        # BEGIN IMMEDIATE serialises set-up across the threads and processes that open a new
+        # ledger file at the same moment; the second one then finds the table in place.
         try:
-            with conn:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-                if "ledger" not in tables:
-                    if tables and version != _SCHEMA_VERSION:
-                        msg = (
-                            f"{str(self.path)!r} is a SQLite database but not a costwise ledger "
-                            f"(it has tables {sorted(tables)})"
-                        )
-                        raise LedgerError(msg, path=str(self.path))
-                    conn.execute(f"CREATE TABLE ledger ({_COLUMNS})")
-                    conn.execute("CREATE INDEX ledger_ts ON ledger (ts)")
-                    conn.execute("CREATE INDEX ledger_feature_ts ON ledger (feature, ts)")
-                    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                elif version != _SCHEMA_VERSION:
-                    msg = (
-                        f"the ledger {str(self.path)!r} has schema version {version}; "
-                        f"this costwise reads version {_SCHEMA_VERSION}"
-                    )
-                    raise LedgerError(msg, path=str(self.path))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._create(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            msg_0 = "open"
-            raise self._error(msg_0, exc) from exc
+            raise self._error("open", exc) from exc
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "ledger" not in tables:
+            if tables:
+                msg = (
+                    f"{str(self.path)!r} is a SQLite database but not a costwise ledger "
+                    f"(it has tables {sorted(tables)})"
+                )
+                raise LedgerError(msg, path=str(self.path))
+            conn.execute(f"CREATE TABLE ledger ({_COLUMNS})")
+            conn.execute("CREATE INDEX ledger_ts ON ledger (ts)")
+            conn.execute("CREATE INDEX ledger_feature_ts ON ledger (feature, ts)")
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        elif version != _SCHEMA_VERSION:
+            msg = (
+                f"the ledger {str(self.path)!r} has schema version {version}; "
+                f"this costwise reads version {_SCHEMA_VERSION}"
+            )
+            raise LedgerError(msg, path=str(self.path))
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
         if not entries:

@@ -130,6 +130,9 @@ class Budget:
         >>> CostwiseClient(strategies=[Budget(100, features={"chat": 20}, action="refuse")])
     """
 
+    needs_current_spend = True
+    """The pipeline then writes the ledger synchronously, so spend read here is current."""
+
     name = "budget"
     request_only = True
 
