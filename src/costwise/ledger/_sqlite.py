@@ -119,10 +119,11 @@ class SQLiteStore:
         while True:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
+            else:
+                return
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
@@ -160,7 +161,8 @@ class SQLiteStore:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise self._error("open", exc) from exc
+            action = "open"
+            raise self._error(action, exc) from exc
 
     def _create(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
