@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from redisserver import redis_url  # noqa: F401  (one real redis-server for the whole run)
+
 
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

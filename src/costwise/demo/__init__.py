@@ -91,7 +91,10 @@ def build_traffic(
 ) -> tuple[list[Request], list[str]]:
     """The day's interactive requests, in arrival order, and the back-office questions."""
     rng = random.Random(seed)
-    n = lambda k: max(1, int(k * scale))  # noqa: E731
+
+    def n(k: int) -> int:
+        return max(1, int(k * scale))
+
     pool = rows[: n(3000)]
     asked: list[str] = []
     reqs: list[Request] = []

@@ -28,6 +28,7 @@ from costwise.testing._provider import (
     ScriptItem,
     Timeout,
 )
+from costwise.testing._replay import PLACEHOLDER, ReplayProvider
 from costwise.testing._server import Server, serve
 
 if TYPE_CHECKING:
@@ -37,8 +38,10 @@ __all__ = [
     "Disconnect",
     "Error",
     "FakeProvider",
+    "PLACEHOLDER",
     "RecordedRequest",
     "Reply",
+    "ReplayProvider",
     "ScriptItem",
     "Server",
     "Timeout",
