@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import emit, interleaved, summary, table  # noqa: E402
+from _common import emit, interleaved, summary, table
 
-from costwise.ledger import SQLiteStore  # noqa: E402
-from costwise.testing import FakeProvider, bare_client, fake_client  # noqa: E402
+from costwise.ledger import SQLiteStore
+from costwise.testing import FakeProvider, bare_client, fake_client
 
 MSGS = [
     {"role": "system", "content": "You are a concise assistant for a bank's support desk."},
