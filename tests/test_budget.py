@@ -151,24 +151,32 @@ def test_concurrent_workers_overshoot_at_most_n_calls(tmp_path: Path) -> None:
     limit = CALL_COST * 10
     workers = 6
     refused = []
+    errors: list[BaseException] = []
     barrier = threading.Barrier(workers, timeout=60)
 
     def worker() -> None:
         # Each worker is its own client with its own connection: like separate processes.
-        with fake_client(provider, ledger=SQLiteStore(path), strategies=[Budget(limit)]) as client:
-            barrier.wait()
-            for _ in range(40):
-                try:
-                    client.chat.completions.create(model="gpt-4o", messages=MSGS)
-                except BudgetExceededError:
-                    refused.append(1)
-                    return
+        try:
+            with fake_client(
+                provider, ledger=SQLiteStore(path), strategies=[Budget(limit)]
+            ) as client:
+                barrier.wait()
+                for _ in range(40):
+                    try:
+                        client.chat.completions.create(model="gpt-4o", messages=MSGS)
+                    except BudgetExceededError:
+                        refused.append(1)
+                        return
+        except BaseException as exc:  # surfaced below, so one failure cannot hang the others
+            errors.append(exc)
+            barrier.abort()
 
     threads = [threading.Thread(target=worker) for _ in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     store = SQLiteStore(path)
     spent = Decimal(store.spent_nanos(since=time.time() - 3600)) / 10**9
     assert len(refused) == workers  # every worker was eventually refused
