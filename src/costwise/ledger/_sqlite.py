@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -48,6 +49,66 @@ _AGG_SQL = """
            SUM(estimated)
     FROM ledger {where} GROUP BY k ORDER BY k
 """
+
+
+# Running daily totals, kept by a trigger inside the transaction of each insert. INSERT OR
+# IGNORE does not fire the trigger for an id already stored, so retries never count twice.
+# Reports over whole UTC days read this table (one row per day x feature x model x strategy x
+# status: thousands, not millions) instead of scanning every entry.
+_TOTALS = (
+    "calls",
+    "entries",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cost_nanos",
+    "baseline_nanos",
+    "hits",
+    "escalations",
+    "errors",
+    "unknown_cost",
+    "estimated",
+)
+_DAILY_TABLE = f"""
+CREATE TABLE IF NOT EXISTS ledger_daily (
+    day TEXT NOT NULL, feature TEXT NOT NULL, model TEXT NOT NULL,
+    requested_model TEXT NOT NULL, strategy TEXT NOT NULL, status TEXT NOT NULL,
+    {", ".join(f"{n} INTEGER NOT NULL" for n in _TOTALS)},
+    PRIMARY KEY (day, feature, model, requested_model, strategy, status)
+) WITHOUT ROWID
+"""
+_DAILY_TRIGGER = f"""
+CREATE TRIGGER IF NOT EXISTS ledger_daily_insert AFTER INSERT ON ledger BEGIN
+    INSERT INTO ledger_daily VALUES (
+        strftime('%Y-%m-%d', NEW.ts, 'unixepoch'), NEW.feature, NEW.model,
+        NEW.requested_model, COALESCE(NEW.strategy, 'none'), NEW.status,
+        NEW.final, 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.cached_tokens,
+        NEW.reasoning_tokens, COALESCE(NEW.cost_nanos, 0), COALESCE(NEW.baseline_nanos, 0),
+        NEW.final AND NEW.kind = 'hit', NEW.final AND COALESCE(NEW.tier, 0) > 0,
+        NEW.status != 'ok', NEW.cost_nanos IS NULL, NEW.estimated)
+    ON CONFLICT DO UPDATE SET {", ".join(f"{n} = {n} + excluded.{n}" for n in _TOTALS)};
+END
+"""
+_DAILY_BACKFILL = """
+INSERT INTO ledger_daily
+SELECT strftime('%Y-%m-%d', ts, 'unixepoch'), feature, model, requested_model,
+       COALESCE(strategy, 'none'), status,
+       SUM(final), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens),
+       SUM(reasoning_tokens), SUM(COALESCE(cost_nanos, 0)), SUM(COALESCE(baseline_nanos, 0)),
+       SUM(final AND kind = 'hit'), SUM(final AND COALESCE(tier, 0) > 0), SUM(status != 'ok'),
+       SUM(cost_nanos IS NULL), SUM(estimated)
+FROM ledger NOT INDEXED GROUP BY 1, 2, 3, 4, 5, 6
+"""
+_DAILY_AGG_SQL = f"""
+    SELECT {{key}} AS k, {", ".join(f"SUM({n})" for n in _TOTALS)}
+    FROM ledger_daily {{where}} GROUP BY k ORDER BY k
+"""
+_DAY = 86400
+
+
+def _day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
 def _row(entry: LedgerEntry) -> tuple[Any, ...]:
@@ -184,6 +245,11 @@ class SQLiteStore:
                 f"this costwise reads version {_SCHEMA_VERSION}"
             )
             raise LedgerError(msg, path=str(self.path))
+        if "ledger_daily" not in tables:
+            # New ledgers, and a one-time backfill of ledgers made before the daily totals.
+            conn.execute(_DAILY_TABLE)
+            conn.execute(_DAILY_TRIGGER)
+            conn.execute(_DAILY_BACKFILL)
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
         if not entries:
@@ -208,50 +274,62 @@ class SQLiteStore:
             raise self._error(msg, exc) from exc
         return (_entry(row) for row in cursor)
 
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            msg = "read"
+            raise self._error(msg, exc) from exc
+
     def aggregate(
         self, *, by: Group = "feature", since: float | None = None, until: float | None = None
     ) -> list[ReportRow]:
         if by not in GROUPS:
             msg = f"cannot group the ledger by {by!r}; choose one of {', '.join(GROUPS)}"
             raise ValueError(msg)
-        where, params = _where(since, until)
-        try:
-            rows = self._conn().execute(_AGG_SQL.format(key=_KEY_SQL[by], where=where), params)
-            return [
-                ReportRow(
-                    key=str(r[0]),
-                    calls=r[1],
-                    entries=r[2],
-                    prompt_tokens=r[3],
-                    completion_tokens=r[4],
-                    cached_tokens=r[5],
-                    reasoning_tokens=r[6],
-                    cost_nanos=r[7],
-                    baseline_nanos=r[8],
-                    hits=r[9],
-                    escalations=r[10],
-                    errors=r[11],
-                    unknown_cost=r[12],
-                    estimated=r[13],
-                )
-                for r in rows.fetchall()
-            ]
-        except sqlite3.Error as exc:
-            msg_0 = "read"
-            raise self._error(msg_0, exc) from exc
+        # Whole UTC days come from the daily totals; partial days at either end from entries.
+        lo = None if since is None else math.ceil(since / _DAY) * _DAY
+        hi = None if until is None else math.floor(until / _DAY) * _DAY
+        parts: list[list[Any]] = []
+        if lo is not None and hi is not None and lo >= hi:
+            where, params = _where(since, until)
+            parts.append(self._query(_AGG_SQL.format(key=_KEY_SQL[by], where=where), params))
+        else:
+            clauses, days = [], []
+            if lo is not None:
+                clauses.append("day >= ?")
+                days.append(_day(lo))
+            if hi is not None:
+                clauses.append("day < ?")
+                days.append(_day(hi))
+            where = "WHERE " + " AND ".join(clauses) if clauses else ""
+            parts.append(self._query(_DAILY_AGG_SQL.format(key=by, where=where), days))
+            for a, b in ((since, lo), (hi, until)):
+                if a is not None and b is not None and a < b:
+                    w, p = _where(a, b)
+                    parts.append(self._query(_AGG_SQL.format(key=_KEY_SQL[by], where=w), p))
+        merged: dict[str, list[int]] = {}
+        for part in parts:
+            for r in part:
+                acc = merged.setdefault(str(r[0]), [0] * len(_TOTALS))
+                for k, v in enumerate(r[1:]):
+                    acc[k] += int(v or 0)
+        return [
+            ReportRow(key=k, **dict(zip(_TOTALS, v, strict=True)))
+            for k, v in sorted(merged.items())
+        ]
 
     def spent_nanos(self, *, since: float, feature: str | None = None) -> int:
-        sql = "SELECT SUM(COALESCE(cost_nanos, 0)) FROM ledger WHERE ts >= ?"
-        params: list[Any] = [since]
-        if feature is not None:
-            sql += " AND feature = ?"
-            params.append(feature)
-        try:
-            value = self._conn().execute(sql, params).fetchone()[0]
-        except sqlite3.Error as exc:
-            msg = "read"
-            raise self._error(msg, exc) from exc
-        return int(value or 0)
+        # Budgets ask from the start of a UTC day or month: the daily totals answer alone.
+        lo = math.ceil(since / _DAY) * _DAY
+        feat = " AND feature = ?" if feature is not None else ""
+        extra: list[Any] = [feature] if feature is not None else []
+        sql = f"SELECT SUM(cost_nanos) FROM ledger_daily WHERE day >= ?{feat}"
+        total = int(self._query(sql, [_day(lo), *extra])[0][0] or 0)
+        if since < lo:
+            sql = f"SELECT SUM(COALESCE(cost_nanos, 0)) FROM ledger WHERE ts >= ? AND ts < ?{feat}"
+            total += int(self._query(sql, [since, lo, *extra])[0][0] or 0)
+        return total
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
