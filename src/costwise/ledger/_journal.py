@@ -1,10 +1,14 @@
 """A local append-only journal that makes write-behind ledger writes survive a killed process.
 
 Writing a SQLite transaction per call costs 25 µs at the median and milliseconds at the tail
-(WAL checkpoints fsync). The ledger instead appends each finished call to this journal with
-one ``write(2)`` (a few µs; no fsync: the bytes live in the OS page cache, so they survive the
-process being killed, though not a power cut) and a background thread moves batches into the
-store. A journal belongs to one live process, which holds an exclusive ``flock`` on it; any
+(WAL checkpoints fsync). The ledger instead copies each finished call into this journal, a
+memory-mapped file segment, and a background thread moves batches into the store. No fsync:
+the bytes live in the OS page cache, so they survive the process being killed, though not a
+power cut. A mapping rather than ``write(2)``: between two calls of a real service each
+``write`` updates the file's mtime, which costs a filesystem-journal transaction (~30 µs
+measured on ext4 here); a mapped page pays that once per page, not once per call.
+
+A journal belongs to one live process, which holds an exclusive ``flock`` on it; any
 journal whose lock can be taken belongs to a dead process and is replayed into the store on
 the next start. Stores ignore ids they already hold, so a replay never double counts.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import mmap
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,23 +25,26 @@ from typing import Any
 
 from ._entry import FIELDS, LedgerEntry
 
-__all__ = ["Journal", "read_orphans"]
+__all__ = ["Journal", "read_orphans", "retire_orphan"]
 
 _SUFFIX = ".jsonl"
+_SEGMENT = 1 << 20  # bytes per mapped segment; a full one is sealed and a new one opened
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_FIELDS = FIELDS[:-1]  # all but `detail`, which is a mapping
 
 
 def encode(entries: Sequence[LedgerEntry]) -> bytes:
     lines = []
     for e in entries:
-        row: list[Any] = [getattr(e, f) for f in FIELDS]
-        row[-1] = dict(e.detail) if e.detail else None
-        lines.append(json.dumps(row, separators=(",", ":")))
+        row: list[Any] = [getattr(e, f) for f in _FIELDS]
+        row.append(dict(e.detail) if e.detail else None)
+        lines.append(_ENCODER.encode(row))
     return ("\n".join(lines) + "\n").encode()
 
 
 def decode(data: bytes) -> list[LedgerEntry]:
     out = []
-    for line in data.splitlines():
+    for line in data.rstrip(b"\0").splitlines():
         try:
             row = json.loads(line)
             values = dict(zip(FIELDS, row, strict=True))
@@ -47,50 +55,87 @@ def decode(data: bytes) -> list[LedgerEntry]:
     return out
 
 
+class _Segment:
+    """One mapped journal file, locked by this process while it lives."""
+
+    __slots__ = ("fd", "map", "path", "pos")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        os.ftruncate(self.fd, _SEGMENT)
+        self.map = mmap.mmap(self.fd, _SEGMENT)
+        self.pos = 0
+
+    def fits(self, n: int) -> bool:
+        return self.pos + n <= _SEGMENT
+
+    def write(self, data: bytes) -> None:
+        end = self.pos + len(data)
+        self.map[self.pos : end] = data
+        self.pos = end
+
+    def retire(self) -> None:
+        """Delete the file (its entries are in the store) and release it."""
+        self.path.unlink(missing_ok=True)
+        self.map.close()
+        os.close(self.fd)
+
+
 class Journal:
-    """This process's journal file (reopened after a fork)."""
+    """This process's journal (reopened after a fork): a chain of mapped segments."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.pid = -1
-        self.fd = -1
-        self.path = directory
+        self._current: _Segment | None = None
+        self._sealed: list[_Segment] = []
         self._seq = 0
+        self._token = ""
 
-    def _open(self) -> None:
+    def _open(self) -> _Segment:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.pid = os.getpid()
-        self.path = self.directory / f"{self.pid}-{os.urandom(4).hex()}{_SUFFIX}"
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if self.pid != os.getpid():
+            self.pid, self._token, self._seq = os.getpid(), os.urandom(4).hex(), 0
+            self._sealed = []  # a forked child must not touch its parent's segments
+        self._seq += 1
+        self._current = _Segment(self.directory / f"{self.pid}-{self._token}-{self._seq}{_SUFFIX}")
+        return self._current
 
     def append(self, entries: Sequence[LedgerEntry]) -> None:
-        if self.pid != os.getpid():
-            self._open()  # first use, or a forked child: never share the parent's file
         data = encode(entries)
-        while data:
-            data = data[os.write(self.fd, data) :]
+        seg = self._current
+        if seg is None or self.pid != os.getpid():
+            seg = self._open()  # first use, or a forked child: never share the parent's file
+        if not seg.fits(len(data)):
+            self._sealed.append(seg)
+            seg = self._open()
+            if not seg.fits(len(data)):  # one enormous batch: split it across segments
+                for e in entries:
+                    self.append([e])
+                return
+        seg.write(data)
 
-    def rotate(self) -> tuple[Path, int] | None:
-        """Start a new file; return the old one (still locked) for the flusher to retire."""
-        if self.pid != os.getpid():
-            return None
-        self._seq += 1
-        old = (self.path.with_name(f"{self.path.stem}.{self._seq}.flushing"), self.fd)
-        os.rename(self.path, old[0])
-        self._open()
-        return old
-
-    @staticmethod
-    def retire(path: Path, fd: int) -> None:
-        """Delete a journal file whose entries are safely in the store."""
-        path.unlink(missing_ok=True)
-        os.close(fd)
+    def rotate(self) -> list[_Segment]:
+        """Seal everything written so far; return the segments for the flusher to retire."""
+        if self.pid != os.getpid() or self._current is None:
+            return []
+        done = [*self._sealed, self._current]
+        self._sealed, self._current = [], None
+        return done
 
     def close(self) -> None:
-        if self.pid == os.getpid() and self.fd >= 0:
-            self.retire(self.path, self.fd)
-            self.fd, self.pid = -1, -1
+        if self.pid == os.getpid():
+            for seg in self.rotate():
+                seg.retire()
+            self.pid = -1
+
+
+def retire_orphan(path: Path, fd: int) -> None:
+    """Delete a dead process's journal once its entries are stored."""
+    path.unlink(missing_ok=True)
+    os.close(fd)
 
 
 def read_orphans(directory: Path) -> Iterator[tuple[Path, int, list[LedgerEntry]]]:

@@ -20,7 +20,7 @@ from typing_extensions import override
 
 from .._exceptions import CostwiseWarning, LedgerError
 from ._entry import FIELDS, LedgerEntry
-from ._journal import Journal, read_orphans
+from ._journal import Journal, read_orphans, retire_orphan
 from ._report import Report
 from ._store import Group, LedgerStore, MemoryStore
 
@@ -108,7 +108,7 @@ class Ledger:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = -1
-        self._retired: list[tuple[Path, int]] = []
+        self._retired: list[Any] = []  # journal segments whose entries await the store
         self._outage = False
         journal_dir = getattr(store, "journal_dir", None)
         if write_behind is None:
@@ -138,7 +138,7 @@ class Ledger:
                 os.close(fd)
                 msg = f"cannot replay the ledger journal {str(path)!r} into {self.store!r}: {exc}"
                 raise LedgerError(msg, path=str(path)) from exc
-            Journal.retire(path, fd)
+            retire_orphan(path, fd)
             logger.info("costwise: replayed %d ledger entries from %s", len(entries), path)
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
@@ -194,9 +194,7 @@ class Ledger:
                 if not self._pending:
                     return
                 batch, self._pending = self._pending, []
-                rotated = self._journal.rotate()
-            if rotated is not None:
-                self._retired.append(rotated)
+                self._retired.extend(self._journal.rotate())
             try:
                 self.store.write(batch)
             except Exception as exc:  # the store is down: keep entries (and their journal)
@@ -210,8 +208,8 @@ class Ledger:
                     )
                 return
             self._outage = False
-            for path, fd in self._retired:
-                Journal.retire(path, fd)
+            for segment in self._retired:
+                segment.retire()
             self._retired.clear()
 
     @property
@@ -331,7 +329,7 @@ def _flusher(ref: weakref.ReferenceType[Ledger], wake: threading.Event, interval
             ledger.flush()
         except Exception:  # keep flushing; flush() already kept the entries
             logger.exception("costwise: ledger flush failed")
-        if ledger._journal is None or ledger._journal.fd < 0:
+        if ledger._journal is None or ledger._journal.pid != os.getpid():
             return
         del ledger
 
