@@ -346,3 +346,24 @@ def test_after_the_exact_cache_hits_are_told_apart() -> None:
     client.chat.completions.create(**ASK, messages=user("reset my password please"))
     assert len(provider.calls()) == 1
     assert [e.strategy for e in ledger.entries() if e.kind == "hit"] == ["cache", "semantic_cache"]
+
+
+def test_long_questions_bypass_the_semantic_cache() -> None:
+    """Prompts longer than max_question_chars are never matched by meaning (no false hits on
+    long instructions that differ only past the embedder's window)."""
+    from costwise.ledger import MemoryStore
+    from costwise.strategies import SemanticCache
+    from costwise.testing import FakeProvider, fake_client
+
+    provider = FakeProvider()
+    store = MemoryStore()
+    client = fake_client(provider, ledger=store, strategies=[SemanticCache(max_question_chars=100)])
+    prefix = "Classify this ticket into one of: " + ", ".join(f"intent_{i}" for i in range(30))
+    for ticket in ("my card was stolen", "how do I top up by bank transfer"):
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": f"{prefix}. Ticket: {ticket}"}],
+            temperature=0,
+        )
+    assert len(provider.requests) == 2
+    assert all(e.kind == "upstream" for e in store.entries())

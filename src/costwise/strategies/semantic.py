@@ -99,6 +99,10 @@ class SemanticCache:
         scope: the client's scope; replaces the default (a hash of the API key and base URL).
         always: store sampled requests too.
         candidates: how many nearest neighbours the verifier examines.
+        max_question_chars: longer questions bypass the semantic cache. The local embedder
+            reads only its first 128 tokens, so two long prompts that differ near the end
+            (a classification instruction followed by different tickets) would embed alike;
+            and the default settings were calibrated on short questions.
 
     Example:
         >>> client = CostwiseClient(strategies=[ResponseCache(), SemanticCache()])
@@ -119,6 +123,7 @@ class SemanticCache:
         scope: str | None = None,
         always: bool = False,
         candidates: int = 4,
+        max_question_chars: int = 400,
     ) -> None:
         if isinstance(store, str) and store.startswith(("redis://", "rediss://", "unix://")):
             from ..cache._redis import RedisCacheStore
@@ -164,6 +169,7 @@ class SemanticCache:
         self.scope = scope
         self.always = always
         self.candidates = candidates
+        self.max_question_chars = max_question_chars
         self._lock = threading.Lock()
 
     @override
@@ -222,6 +228,9 @@ class SemanticCache:
             return None
         question = _text(last.get("content"))
         if question is None or not question.strip():
+            return None
+        if len(question) > self.max_question_chars:
+            logger.debug("semantic cache bypass: question of %d chars", len(question))
             return None
         # The rest of the request, with the question blanked out, keys the partition: every
         # other field must match exactly for two questions to be compared at all.
