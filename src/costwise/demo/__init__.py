@@ -22,6 +22,7 @@ import csv
 import inspect
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -199,6 +200,24 @@ def _run(label: str, client: Any, reqs: Sequence[Request], workers: int) -> None
                 _bar(done, total, label)
 
 
+CHEAP_REFUSAL_SHARE = 20
+"""Per cent of questions the demo's cheap model declines: an assumption standing in for the
+quality gap between a small and a flagship model (the fake provider has no real quality)."""
+
+
+def _stand_in_quality(body: dict[str, Any]) -> Any:
+    """The fake provider's answers, except that gpt-4o-mini declines some questions."""
+    import hashlib
+
+    from costwise.testing import Reply
+
+    if body.get("model") == "gpt-4o-mini":
+        text = str((body.get("messages") or [{}])[-1].get("content", ""))
+        if int(hashlib.sha1(text.encode()).hexdigest(), 16) % 100 < CHEAP_REFUSAL_SHARE:
+            return Reply("I'm sorry, I can't help with that request.")
+    return Reply()  # the provider's own realistic answer
+
+
 def _stack(store_dir: Path) -> list[Any]:
     from costwise.cache import DiskCacheStore
     from costwise.strategies.cache import ResponseCache
@@ -262,9 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _offline_tokenizer(out)
-    for old in out.glob("*.sqlite*"):
-        if old.is_file():
-            old.unlink()
+    for old in out.iterdir():  # every run starts from empty caches and ledgers
+        if old.name.endswith((".sqlite", ".sqlite-wal", ".sqlite-shm")) or old.name in (
+            "cache",
+            "semantic",
+            "baseline.sqlite.journal",
+            "costwise.sqlite.journal",
+        ):
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
     scale = 0.05 if args.live else args.scale
     reqs, back_office = build_traffic(_load(data), scale=scale)
     print(
@@ -278,9 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 msg = "--live needs OPENAI_API_KEY (and optionally OPENAI_BASE_URL)"
                 raise SystemExit(msg)
             return CostwiseClient(ledger=SQLiteStore(ledger), strategies=strategies)
-        return fake_client(
-            FakeProvider(latency=args.latency), ledger=SQLiteStore(ledger), strategies=strategies
-        )
+        provider = FakeProvider(latency=args.latency, reply=_stand_in_quality)
+        return fake_client(provider, ledger=SQLiteStore(ledger), strategies=strategies)
 
     started = time.perf_counter()
     base = client(out / "baseline.sqlite", [])
@@ -341,8 +364,10 @@ def _print_comparison(base: Any, cw: Any, by_strategy: Any) -> None:
         f"{'total':<14}{'':>7}{'$' + format(total_b * nano, '.4f'):>13}"
         f"{'$' + format(total_c * nano, '.4f'):>12}{pct:>9}"
     )
-    print("\nCaveat: the fake provider answers every model equally well, so the cascade never has")
-    print("to escalate here; benchmarks/routing.py measures routing on real model outcomes.")
+    share = CHEAP_REFUSAL_SHARE
+    print(f"\nAssumption: the fake provider's gpt-4o-mini declines {share}% of questions (the")
+    print("cascade then escalates to gpt-4o); other answers are equally good for every model.")
+    print("benchmarks/routing.py measures routing and cascades on real models' recorded answers.")
     print("\nper strategy (costwise run; saved = baseline of those calls - what they cost)")
     print(f"{'strategy':<28}{'calls':>7}{'spend':>11}{'saved':>11}")
     for r in by_strategy:
