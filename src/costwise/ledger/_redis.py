@@ -42,7 +42,7 @@ from typing_extensions import override
 
 from .._exceptions import CostwiseWarning, LedgerError
 from ._entry import LedgerEntry
-from ._store import GROUPS, Group, ReportRow, aggregate_entries
+from ._store import GROUPS, TOTALS, Group, ReportRow, aggregate_entries
 
 if TYPE_CHECKING:
     import redis
@@ -51,21 +51,6 @@ __all__ = ["RedisStore"]
 
 logger = logging.getLogger("costwise")
 
-_TOTALS = (
-    "calls",
-    "entries",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "cost_nanos",
-    "baseline_nanos",
-    "hits",
-    "escalations",
-    "errors",
-    "unknown_cost",
-    "estimated",
-)
 _DIMS = ("feature", "model", "requested_model", "strategy", "status")
 _DAY = 86400
 
@@ -140,7 +125,7 @@ def _decode(text: str | bytes) -> LedgerEntry:
 
 
 def _row(key: str, totals: dict[str, int]) -> ReportRow:
-    return ReportRow(key=key, **{n: totals.get(n, 0) for n in _TOTALS})
+    return ReportRow(key=key, **{n: totals.get(n, 0) for n in TOTALS})
 
 
 class RedisStore:
@@ -191,7 +176,7 @@ class RedisStore:
         self._redis: redis.Redis[bytes] = client
         self.prefix = prefix
         self._script = client.register_script(_WRITE_LUA)
-        self._names = json.dumps(list(_TOTALS))
+        self._names = json.dumps(list(TOTALS))
         if spool is True:
             base = os.environ.get("XDG_DATA_HOME") or os.path.join(
                 os.path.expanduser("~"), ".local", "share"

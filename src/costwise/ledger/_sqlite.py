@@ -16,7 +16,7 @@ from typing_extensions import override
 
 from .._exceptions import LedgerError
 from ._entry import FIELDS, LedgerEntry
-from ._store import GROUPS, Group, ReportRow
+from ._store import GROUPS, TOTALS, Group, ReportRow
 
 __all__ = ["SQLiteStore"]
 
@@ -55,26 +55,11 @@ _AGG_SQL = """
 # IGNORE does not fire the trigger for an id already stored, so retries never count twice.
 # Reports over whole UTC days read this table (one row per day x feature x model x strategy x
 # status: thousands, not millions) instead of scanning every entry.
-_TOTALS = (
-    "calls",
-    "entries",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "cost_nanos",
-    "baseline_nanos",
-    "hits",
-    "escalations",
-    "errors",
-    "unknown_cost",
-    "estimated",
-)
 _DAILY_TABLE = f"""
 CREATE TABLE IF NOT EXISTS ledger_daily (
     day TEXT NOT NULL, feature TEXT NOT NULL, model TEXT NOT NULL,
     requested_model TEXT NOT NULL, strategy TEXT NOT NULL, status TEXT NOT NULL,
-    {", ".join(f"{n} INTEGER NOT NULL" for n in _TOTALS)},
+    {", ".join(f"{n} INTEGER NOT NULL" for n in TOTALS)},
     PRIMARY KEY (day, feature, model, requested_model, strategy, status)
 ) WITHOUT ROWID
 """
@@ -87,7 +72,7 @@ CREATE TRIGGER IF NOT EXISTS ledger_daily_insert AFTER INSERT ON ledger BEGIN
         NEW.reasoning_tokens, COALESCE(NEW.cost_nanos, 0), COALESCE(NEW.baseline_nanos, 0),
         NEW.final AND NEW.kind = 'hit', NEW.final AND COALESCE(NEW.tier, 0) > 0,
         NEW.status != 'ok', NEW.cost_nanos IS NULL, NEW.estimated)
-    ON CONFLICT DO UPDATE SET {", ".join(f"{n} = {n} + excluded.{n}" for n in _TOTALS)};
+    ON CONFLICT DO UPDATE SET {", ".join(f"{n} = {n} + excluded.{n}" for n in TOTALS)};
 END
 """
 _DAILY_BACKFILL = """
@@ -101,7 +86,7 @@ SELECT strftime('%Y-%m-%d', ts, 'unixepoch'), feature, model, requested_model,
 FROM ledger NOT INDEXED GROUP BY 1, 2, 3, 4, 5, 6
 """
 _DAILY_AGG_SQL = f"""
-    SELECT {{key}} AS k, {", ".join(f"SUM({n})" for n in _TOTALS)}
+    SELECT {{key}} AS k, {", ".join(f"SUM({n})" for n in TOTALS)}
     FROM ledger_daily {{where}} GROUP BY k ORDER BY k
 """
 _DAY = 86400
@@ -311,12 +296,11 @@ class SQLiteStore:
         merged: dict[str, list[int]] = {}
         for part in parts:
             for r in part:
-                acc = merged.setdefault(str(r[0]), [0] * len(_TOTALS))
+                acc = merged.setdefault(str(r[0]), [0] * len(TOTALS))
                 for k, v in enumerate(r[1:]):
                     acc[k] += int(v or 0)
         return [
-            ReportRow(key=k, **dict(zip(_TOTALS, v, strict=True)))
-            for k, v in sorted(merged.items())
+            ReportRow(key=k, **dict(zip(TOTALS, v, strict=True))) for k, v in sorted(merged.items())
         ]
 
     def spent_nanos(self, *, since: float, feature: str | None = None) -> int:

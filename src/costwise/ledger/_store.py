@@ -10,7 +10,15 @@ from typing import Literal, Protocol, runtime_checkable
 
 from ._entry import LedgerEntry
 
-__all__ = ["GROUPS", "Group", "LedgerStore", "MemoryStore", "ReportRow", "aggregate_entries"]
+__all__ = [
+    "GROUPS",
+    "TOTALS",
+    "Group",
+    "LedgerStore",
+    "MemoryStore",
+    "ReportRow",
+    "aggregate_entries",
+]
 
 Group = Literal["feature", "model", "strategy", "day", "requested_model", "status"]
 GROUPS: tuple[str, ...] = ("feature", "model", "strategy", "day", "requested_model", "status")
@@ -39,6 +47,10 @@ class ReportRow:
     """Entries whose model had no price (their cost is not in ``cost_nanos``)."""
     estimated: int
     """Entries whose token counts are estimates."""
+
+
+TOTALS: tuple[str, ...] = tuple(f for f in ReportRow.__dataclass_fields__ if f != "key")
+"""The summable columns of a report row, in order (stores keep running totals of these)."""
 
 
 @runtime_checkable

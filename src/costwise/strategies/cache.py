@@ -12,16 +12,9 @@ from openai.types.chat import ChatCompletion
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning
-from .._streaming import (
-    AsyncCostwiseStream,
-    CostwiseStream,
-    assemble,
-    replay_chunks,
-    synthetic_response,
-)
-from ..cache import _mark_hit
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._scope import scope_of
+from ..cache._serving import reusable, serve, when_complete
 from ..cache._stores import CacheStore, DiskCacheStore
 
 if TYPE_CHECKING:
@@ -32,8 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["ResponseCache"]
 
 logger = logging.getLogger("costwise")
-
-_REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
 
 
 def _warn(message: str) -> None:
@@ -182,18 +173,7 @@ class ResponseCache:
 
     def _serve(self, call: Call, completion: ChatCompletion) -> Any:
         call.trace.answered(self.name, self._priced(call, completion))
-        if not call.stream:
-            _mark_hit(completion)
-            return completion
-        stream_options = call.kwargs.get("stream_options")
-        include_usage = isinstance(stream_options, dict) and bool(
-            stream_options.get("include_usage")
-        )
-        chunks = replay_chunks(completion, include_usage=include_usage)
-        cls = AsyncCostwiseStream if call.is_async else CostwiseStream
-        stream = cls.replay(chunks, response=synthetic_response(call.trace.url))
-        _mark_hit(stream)
-        return stream
+        return serve(call, completion)
 
     def _priced(self, call: Call, completion: ChatCompletion) -> ChatCompletion:
         """`completion`, with estimated usage for the ledger if it has none.
@@ -220,32 +200,10 @@ class ResponseCache:
         ttl = call.options.get("cache_ttl", self.ttl) if call.options else self.ttl
         if ttl is not None and ttl <= 0:
             return
-        if isinstance(response, ChatCompletion):
-            self._write(key, response, ttl)
-        elif isinstance(response, CostwiseStream | AsyncCostwiseStream):
-
-            def done(chunks: list[Any], completed: bool) -> None:
-                if completed:
-                    completion = assemble(chunks)
-                    if completion is not None:
-                        self._write(key, completion, ttl)
-
-            response.add_done_callback(done)
-
-    def _reusable(self, completion: ChatCompletion) -> bool:
-        if not completion.choices:
-            return False
-        for choice in completion.choices:
-            reason = choice.finish_reason
-            if reason not in _REUSABLE and not (reason == "length" and self.store_truncated):
-                return False
-            msg = choice.message
-            if not (msg.content or msg.tool_calls or msg.function_call or msg.audio):
-                return False
-        return True
+        when_complete(response, lambda completion: self._write(key, completion, ttl))
 
     def _write(self, key: str, completion: ChatCompletion, ttl: float | None) -> None:
-        if not self._reusable(completion):
+        if not reusable(completion, allow_truncated=self.store_truncated):
             logger.debug("cache: answer not stored (not reusable)")
             return
         value = completion.model_dump_json().encode()

@@ -15,16 +15,9 @@ from openai.types.chat import ChatCompletion
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning
-from .._streaming import (
-    AsyncCostwiseStream,
-    CostwiseStream,
-    assemble,
-    replay_chunks,
-    synthetic_response,
-)
-from ..cache import _mark_hit
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._scope import scope_of
+from ..cache._serving import reusable, serve, when_complete
 from ..cache._stores import CacheStore, MemoryCacheStore
 
 if TYPE_CHECKING:
@@ -38,7 +31,6 @@ __all__ = ["SemanticCache"]
 
 logger = logging.getLogger("costwise")
 
-_REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
 _PLACEHOLDER = "\x00costwise-semantic-question\x00"
 
 # Served responses -> the entry that answered them, so a caller can invalidate a wrong one.
@@ -293,17 +285,7 @@ class SemanticCache:
         return f"semantic:{partition}:{key:x}"
 
     def _serve(self, call: Call, completion: ChatCompletion, entry: str) -> Any:
-        if not call.stream:
-            response: Any = completion
-        else:
-            stream_options = call.kwargs.get("stream_options")
-            include_usage = isinstance(stream_options, dict) and bool(
-                stream_options.get("include_usage")
-            )
-            chunks = replay_chunks(completion, include_usage=include_usage)
-            cls = AsyncCostwiseStream if call.is_async else CostwiseStream
-            response = cls.replay(chunks, response=synthetic_response(call.trace.url))
-        _mark_hit(response)
+        response = serve(call, completion)
         ident = id(response)
         _SERVED[ident] = (weakref.ref(response, lambda _r: _SERVED.pop(ident, None)), entry)
         return response
@@ -314,17 +296,7 @@ class SemanticCache:
         ttl = call.options.get("cache_ttl", self.ttl)
         if ttl is not None and ttl <= 0:
             return
-        if isinstance(response, ChatCompletion):
-            self._write(partition, question, vector, response, ttl)
-        elif isinstance(response, CostwiseStream | AsyncCostwiseStream):
-
-            def done(chunks: list[Any], completed: bool) -> None:
-                if completed:
-                    completion = assemble(chunks)
-                    if completion is not None:
-                        self._write(partition, question, vector, completion, ttl)
-
-            response.add_done_callback(done)
+        when_complete(response, lambda c: self._write(partition, question, vector, c, ttl))
 
     def _write(
         self,
@@ -334,7 +306,7 @@ class SemanticCache:
         completion: ChatCompletion,
         ttl: float | None,
     ) -> None:
-        if not _reusable(completion):
+        if not reusable(completion):
             return
         from ..semantic._index import new_key
 
@@ -390,15 +362,3 @@ class SemanticCache:
         """Close the store and the index (connections, file handles)."""
         self.store.close()
         self.index.close()
-
-
-def _reusable(completion: ChatCompletion) -> bool:
-    if not completion.choices:
-        return False
-    for choice in completion.choices:
-        if choice.finish_reason not in _REUSABLE:
-            return False
-        msg = choice.message
-        if not (msg.content or msg.tool_calls or msg.function_call or msg.audio):
-            return False
-    return True

@@ -1,0 +1,75 @@
+"""What the exact and the semantic cache share: which answers may be reused, how a hit is
+served (a completion, or a replayed stream of the same shape), and storing an answer once it
+is complete (at once, or when a stream ends normally)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from openai.types.chat import ChatCompletion
+
+from .._streaming import (
+    AsyncCostwiseStream,
+    CostwiseStream,
+    assemble,
+    replay_chunks,
+    synthetic_response,
+)
+from ._hits import mark_hit
+
+if TYPE_CHECKING:
+    from .._call import Call
+
+__all__ = ["reusable", "serve", "when_complete"]
+
+_REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
+
+
+def reusable(completion: ChatCompletion, *, allow_truncated: bool = False) -> bool:
+    """Whether an answer may be served again: every choice finished normally and says something.
+
+    Errors never get here; truncated answers (``finish_reason="length"``) only when allowed;
+    content-filtered and empty answers never.
+    """
+    if not completion.choices:
+        return False
+    for choice in completion.choices:
+        reason = choice.finish_reason
+        if reason not in _REUSABLE and not (reason == "length" and allow_truncated):
+            return False
+        msg = choice.message
+        if not (msg.content or msg.tool_calls or msg.function_call or msg.audio):
+            return False
+    return True
+
+
+def serve(call: Call, completion: ChatCompletion) -> Any:
+    """The hit as the caller asked for it: the completion, or a real stream replaying it."""
+    if not call.stream:
+        response: Any = completion
+    else:
+        stream_options = call.kwargs.get("stream_options")
+        include_usage = isinstance(stream_options, dict) and bool(
+            stream_options.get("include_usage")
+        )
+        chunks = replay_chunks(completion, include_usage=include_usage)
+        cls = AsyncCostwiseStream if call.is_async else CostwiseStream
+        response = cls.replay(chunks, response=synthetic_response(call.trace.url))
+    mark_hit(response)
+    return response
+
+
+def when_complete(response: Any, store: Callable[[ChatCompletion], None]) -> None:
+    """Call `store` with the completed answer: now, or when a stream ends normally."""
+    if isinstance(response, ChatCompletion):
+        store(response)
+    elif isinstance(response, CostwiseStream | AsyncCostwiseStream):
+
+        def done(chunks: list[Any], completed: bool) -> None:
+            if completed:
+                completion = assemble(chunks)
+                if completion is not None:
+                    store(completion)
+
+        response.add_done_callback(done)
