@@ -43,7 +43,9 @@ _SYSTEM_SUPPORT = (
 
 
 def _find_data(explicit: str | None) -> Path | None:
-    candidates = [explicit, os.environ.get("COSTWISE_DEMO_DATA")]
+    if explicit:  # a path the user named is the only one tried
+        return Path(explicit) if Path(explicit).is_file() else None
+    candidates = [os.environ.get("COSTWISE_DEMO_DATA")]
     here = Path(__file__).resolve()
     candidates += [str(p / "shared" / "data" / _DATA) for p in [Path.cwd().parent, *here.parents]]
     for c in candidates:
