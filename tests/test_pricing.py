@@ -81,6 +81,34 @@ class TestBundledTable:
         assert price.cost(usage) == D(raw["input"]) + cached + write + D(raw["output"])
 
     @pytest.mark.parametrize("model", sorted(BUNDLED))
+    def test_cost_nanos_is_to_nanos_of_cost(self, table: PriceTable, model: str) -> None:
+        """The integer path gives exactly to_nanos(cost(...)) for every bundled model.
+
+        Small and odd counts land on sub-nano amounts, so this covers rounding half to
+        even (``to_nanos``'s rule), not just whole nano-dollars.
+        """
+        price = table.lookup(model)
+        assert price is not None
+        counts = [0, 1, 2, 3, 5, 7, 13, 333, 1001, 4097, 65_537, 999_999, 12_345_679]
+        for i, prompt in enumerate(counts):
+            for completion in counts[i % 4 :: 3]:
+                cached = prompt // 3
+                write = prompt // 5 if i % 2 else 0
+                usage = Usage(
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    cached_tokens=cached,
+                    cache_write_tokens=write,
+                    reasoning_tokens=completion // 2,
+                )
+                assert price.cost_nanos(usage) == to_nanos(price.cost(usage)), usage
+                assert table.cost_nanos(model, usage) == to_nanos(price.cost(usage)), usage
+                if price.batch_discount is not None:
+                    assert price.cost_nanos(usage, batch=True) == to_nanos(
+                        price.cost(usage, batch=True)
+                    ), usage
+
+    @pytest.mark.parametrize("model", sorted(BUNDLED))
     def test_every_entry_is_dated_and_sourced(self, model: str) -> None:
         """Every bundled entry says when and where its price was read."""
         raw = BUNDLED[model]
@@ -222,6 +250,34 @@ class TestCost:
     def test_zero_usage_costs_zero(self, table: PriceTable) -> None:
         """An empty call costs exactly nothing."""
         assert table.cost("gpt-4o", Usage(prompt_tokens=0, completion_tokens=0)) == 0
+
+    def test_cost_nanos_rounds_half_to_even(self) -> None:
+        """Exact halves of a nano-dollar round to the even neighbour, like to_nanos."""
+        price = Price(
+            model="m",
+            provider="me",
+            input=D("0.0005"),  # half a nano-dollar per token
+            output=D("0.0015"),  # one and a half
+            as_of=datetime.date(2026, 11, 1),
+            source="test",
+        )
+        for tokens, nanos in [(1, 0), (3, 2), (5, 2), (7, 4)]:
+            usage = Usage(prompt_tokens=tokens, completion_tokens=0)
+            assert price.cost_nanos(usage) == nanos == to_nanos(price.cost(usage))
+        usage = Usage(prompt_tokens=0, completion_tokens=1)
+        assert price.cost_nanos(usage) == 2 == to_nanos(price.cost(usage))
+
+    def test_cost_nanos_follows_the_unknown_model_policy(self) -> None:
+        """Unknown models: None under warn, 0 under zero, an error under raise."""
+        usage = Usage(prompt_tokens=10, completion_tokens=10)
+        with pytest.warns(CostwiseWarning):
+            assert PriceTable.default().cost_nanos("no-such-model", usage) is None
+        zero = PriceTable.default(on_unknown="zero")
+        assert zero.cost_nanos("no-such-model", usage) == 0
+        with pytest.raises(UnknownModelError):
+            PriceTable.default(on_unknown="raise").cost_nanos("no-such-model", usage)
+        with pytest.raises(PricingError, match="no batch API"):
+            PriceTable.default().cost_nanos("gpt-4-turbo", usage, batch=True)
 
     def test_cost_is_fast(self, table: PriceTable) -> None:
         """cost() is on the hot path: far below 20 µs per call even on a slow CI machine."""

@@ -294,19 +294,10 @@ def _from_sdk_usage(cls: type[Usage], usage: object) -> Usage | None:
     Returns ``None`` for anything else, which then takes the general path above; reading
     absent attributes of pydantic models through ``getattr`` costs ~25 µs per usage.
     """
-    from openai.types import CompletionUsage
-
-    if type(usage) is not CompletionUsage or usage.model_extra:
+    counts = _sdk_counts(usage)
+    if counts is None:
         return None
-    ptd, ctd = usage.prompt_tokens_details, usage.completion_tokens_details
-    if ptd is not None and ptd.model_extra:
-        return None
-    cached = (ptd.cached_tokens or 0) if ptd is not None else 0
-    written = (ptd.cache_write_tokens or 0) if ptd is not None else 0
-    reasoning = (ctd.reasoning_tokens or 0) if ctd is not None else 0
-    prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
-    if cached + written > prompt or reasoning > completion:
-        return None  # an unusual server: let the general path reconcile the counts
+    prompt, completion, cached, written, reasoning = counts
     return cls(
         prompt_tokens=prompt,
         completion_tokens=completion,
@@ -314,6 +305,39 @@ def _from_sdk_usage(cls: type[Usage], usage: object) -> Usage | None:
         cache_write_tokens=written,
         reasoning_tokens=reasoning,
     )
+
+
+def _sdk_counts(usage: object) -> tuple[int, int, int, int, int] | None:
+    """``(prompt, completion, cached, cache_write, reasoning)`` of a plain SDK usage, or ``None``.
+
+    The meter's hot path: the same numbers `Usage.from_openai` gives for a ``CompletionUsage``
+    without provider extras, read without building a `Usage`. ``None`` means "not that
+    simple shape": use `Usage.from_openai`.
+    """
+    if type(usage) is not _completion_usage():
+        return None
+    if usage.model_extra:
+        return None
+    ptd, ctd = usage.prompt_tokens_details, usage.completion_tokens_details
+    if ptd is not None:
+        if ptd.model_extra:
+            return None
+        cached = ptd.cached_tokens or 0
+        written = ptd.cache_write_tokens or 0
+    else:
+        cached = written = 0
+    reasoning = (ctd.reasoning_tokens or 0) if ctd is not None else 0
+    prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
+    if cached + written > prompt or reasoning > completion or min(cached, written, reasoning) < 0:
+        return None  # an unusual server: let the general path reconcile the counts
+    return prompt, completion, cached, written, reasoning
+
+
+@functools.cache
+def _completion_usage() -> type[CompletionUsage]:
+    from openai.types import CompletionUsage
+
+    return CompletionUsage
 
 
 def _field(obj: object, name: str) -> Any:
@@ -502,6 +526,63 @@ class Price:
             decimals -= 1
         # Exact: Decimal(int) never rounds, and _EXACT has room for any realistic total.
         return Decimal(total).scaleb(-decimals, _EXACT)
+
+    def cost_nanos(self, usage: Usage, *, batch: bool = False) -> int:
+        """The cost of ``usage`` in integer nano-dollars: exactly ``to_nanos(cost(usage))``.
+
+        Use it to store or add up money: it is plain integer arithmetic (no `Decimal`), and
+        rounds half to even like `to_nanos`.
+
+        Args:
+            usage: the token counts of the call.
+            batch: the call went through the provider's Batch API.
+
+        Returns:
+            The cost in nano-dollars.
+
+        Raises:
+            PricingError: ``batch=True`` for a model whose provider has no batch API.
+
+        Example:
+            >>> gpt4o.cost_nanos(Usage(prompt_tokens=1000, completion_tokens=100))
+            3500000
+        """
+        return self._nanos(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens,
+            usage.cache_write_tokens,
+            batch=batch,
+        )
+
+    def _nanos(
+        self, prompt: int, completion: int, cached: int, written: int, *, batch: bool = False
+    ) -> int:
+        # The hot path of the meter: token counts straight from the SDK, no Usage object.
+        r_in, r_cached, r_write, r_out = self._rates
+        total = (
+            (prompt - cached - written) * r_in
+            + cached * r_cached
+            + written * r_write
+            + completion * r_out
+        )
+        shift = self._decimals - _NANOS_PER_USD  # total / 10**shift nano-dollars
+        if batch:
+            if self._batch is None:
+                msg = f"model {self.model!r}: {self.provider} has no batch API price"
+                raise PricingError(msg)
+            factor, factor_decimals = self._batch
+            total *= factor
+            shift += factor_decimals
+        if shift <= 0:
+            scale: int = 10**-shift
+            return total * scale
+        divisor: int = 10**shift
+        quotient, remainder = divmod(total, divisor)
+        half = divisor // 2
+        if remainder > half or (remainder == half and quotient & 1):  # round half to even
+            quotient += 1
+        return quotient
 
 
 # --------------------------------------------------------------------------------------------
@@ -1178,6 +1259,52 @@ class PriceTable:
             if price is None:
                 return None
         return price.cost(usage, batch=batch)
+
+    def cost_nanos(self, model: str, usage: Usage, *, batch: bool = False) -> int | None:
+        """`cost` in integer nano-dollars: exactly ``to_nanos(cost(...))``, or ``None``.
+
+        Use it where money is stored or summed (ledgers, budgets): integer arithmetic only,
+        rounded half to even like `to_nanos`, with the same unknown-model policy as `cost`.
+
+        Args:
+            model: the model that served the call.
+            usage: the call's token counts.
+            batch: the call went through the provider's Batch API.
+
+        Returns:
+            The cost in nano-dollars, or ``None`` for an unknown model under ``"warn"``.
+
+        Raises:
+            UnknownModelError: unknown model under ``"raise"``.
+            PricingError: ``batch=True`` for a model with no batch API.
+        """
+        return self._nanos(
+            model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens,
+            usage.cache_write_tokens,
+            batch=batch,
+        )
+
+    def _nanos(
+        self,
+        model: str,
+        prompt: int,
+        completion: int,
+        cached: int,
+        written: int,
+        *,
+        batch: bool = False,
+    ) -> int | None:
+        price = self._cache.get(model)
+        if price is None:
+            price = self.lookup(model)
+            if price is None:
+                price = self.price(model)
+                if price is None:
+                    return None
+        return price._nanos(prompt, completion, cached, written, batch=batch)
 
     def __contains__(self, model: object) -> bool:
         return isinstance(model, str) and self.lookup(model) is not None
