@@ -14,6 +14,7 @@ from typing import Any, Literal
 from typing_extensions import Self, override
 
 from ._ids import new_id
+from .ledger._entry import ROW_INDEX
 
 __all__ = ["REMOVE", "Call", "CallTrace", "Method", "client_scope"]
 
@@ -84,7 +85,7 @@ class CallTrace:
         self.feature = feature
         self.baseline_model = baseline_model
         self.started = time.time()
-        self.entries: list[dict[str, Any]] = []  # pending LedgerEntry fields, built at finish
+        self.entries: list[list[Any]] = []  # pending entries as rows (LedgerEntry values)
         self.acted: list[str] = []
         self.detail: dict[str, Any] = {}
         self.baseline_extra_prompt_tokens = 0
@@ -115,11 +116,18 @@ class CallTrace:
         """Set ledger fields (``reason=...``) on the entry of the attempt that gave `response`."""
         with self._lock:
             index = self._by_response.get(id(response))
-            if index is not None:
-                self.entries[index].update(fields)
+            if index is None or self.finished:  # a finished call's entries are written
+                return
+            row = self.entries[index]
+            for name, value in fields.items():
+                position = ROW_INDEX.get(name)
+                if position is None:
+                    msg = f"annotate() got an unknown ledger field {name!r}"
+                    raise TypeError(msg)
+                row[position] = value
 
-    def add(self, entry: dict[str, Any], response: object = None) -> None:
-        """Queue a ledger entry's fields; `response` links it to the object returned upstream."""
+    def add(self, entry: list[Any], response: object = None) -> None:
+        """Queue a ledger entry's row; `response` links it to the object returned upstream."""
         with self._lock:
             if response is not None:
                 self._by_response[id(response)] = len(self.entries)

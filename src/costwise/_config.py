@@ -160,8 +160,12 @@ class Config:
     def run(self, call: Call, sdk: Callable[[Method], Callable[..., Any]]) -> Any:
         """Answer `call` through the pipeline; `sdk(method)` gives the bound SDK method."""
         meter = self.meter
+        steps = self.pipeline.steps
         try:
-            result = run(self.pipeline.steps, call, lambda c: meter.send(c, sdk(c.method)))
+            if steps:
+                result = run(steps, call, lambda c: meter.send(c, sdk(c.method)))
+            else:  # no strategies: the terminal step is the whole pipeline
+                result = meter.send(call, sdk(call.method))
         except BaseException:
             meter.finish(call.trace, None)
             raise
@@ -174,8 +178,12 @@ class Config:
         async def terminal(c: Call) -> Any:
             return await meter.asend(c, sdk(c.method))
 
+        steps = self.pipeline.steps
         try:
-            result = await arun(self.pipeline.steps, call, terminal)
+            if steps:
+                result = await arun(steps, call, terminal)
+            else:
+                result = await meter.asend(call, sdk(call.method))
         except BaseException:
             meter.finish(call.trace, None)
             raise

@@ -20,8 +20,9 @@ from openai.types.chat import ChatCompletion
 from ._call import Call, CallTrace
 from ._ids import new_id
 from ._streaming import AsyncCostwiseStream, CostwiseStream, assemble
-from .ledger import Ledger, LedgerEntry
-from .pricing import PriceTable, Usage, to_nanos
+from .ledger import Ledger
+from .ledger._entry import FIELDS
+from .pricing import PriceTable, Usage, _sdk_counts
 
 if TYPE_CHECKING:
     from .tokens import Tokenizer
@@ -30,7 +31,63 @@ __all__ = ["Meter"]
 
 logger = logging.getLogger("costwise")
 
-_NO_USAGE = Usage(prompt_tokens=0, completion_tokens=0)
+_Counts = tuple[int, int, int, int, int]  # prompt, completion, cached, cache write, reasoning
+_NO_USAGE: _Counts = (0, 0, 0, 0, 0)
+
+# A pending entry is a row: a list of LedgerEntry values in FIELDS order, which the journal
+# encodes as it is (see Ledger._record_rows). These are the positions the meter writes.
+_ROW_FIELDS = (
+    "id",
+    "call_id",
+    "ts",
+    "feature",
+    "requested_model",
+    "model",
+    "kind",
+    "status",
+    "strategy",
+    "purpose",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nanos",
+    "baseline_nanos",
+    "final",
+    "estimated",
+    "latency_ms",
+    "tier",
+    "reason",
+    "detail",
+)
+if _ROW_FIELDS != FIELDS:  # pragma: no cover - guards the literal rows below
+    msg = f"LedgerEntry fields changed; update costwise._meter rows: {FIELDS}"
+    raise ImportError(msg)
+_MODEL, _KIND, _STATUS, _STRATEGY = 5, 6, 7, 8
+_PROMPT, _COMPLETION, _CACHED, _REASONING = 10, 11, 12, 14
+_COST, _BASELINE, _FINAL, _DETAIL = 15, 16, 17, 22
+
+
+def _counts(usage: Any) -> _Counts | None:
+    """The token counts of a response's ``usage`` (``None`` if it has none)."""
+    counts = _sdk_counts(usage)
+    if counts is None:
+        found = Usage.from_openai(usage)
+        if found is None:
+            return None
+        counts = _counts_of(found)
+    return counts
+
+
+def _counts_of(usage: Usage) -> _Counts:
+    return (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+    )
 
 
 def _json_of_raw(resp: Any) -> dict[str, Any] | None:
@@ -57,48 +114,52 @@ class Meter:
 
     # -- building entries ---------------------------------------------------------------
 
-    def _entry(
+    def _row(
         self,
         call: Call,
-        *,
         model: str,
-        usage: Usage | None,
+        counts: _Counts | None,
         started: float,
         status: str = "ok",
         estimated: bool = False,
-    ) -> dict[str, Any]:
-        """The fields of one attempt's ledger entry (the entry is built once, at finish)."""
-        if usage is None:  # a failed attempt: providers bill nothing for it
+    ) -> list[Any]:
+        """The row of one attempt's ledger entry (the entry itself is built in the ledger)."""
+        if counts is None:  # a failed attempt: providers bill nothing for it
             cost_nanos: int | None = 0
-            usage = _NO_USAGE
+            counts = _NO_USAGE
         else:
-            cost = self.prices.cost(model, usage)
-            cost_nanos = None if cost is None else to_nanos(cost)
-        return {
-            "id": new_id(),
-            "call_id": call.trace.call_id,
-            "ts": call.trace.started,
-            "feature": call.feature,
-            "requested_model": call.trace.baseline_model,
-            "model": model,
-            "kind": "overhead" if call.purpose is not None else "upstream",
-            "status": status,
-            "purpose": call.purpose,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "cost_nanos": cost_nanos,
-            "estimated": estimated,
-            "latency_ms": (time.perf_counter() - started) * 1000.0,
-            "tier": call.tier,
-        }
+            cost_nanos = self.prices._nanos(model, counts[0], counts[1], counts[2], counts[3])
+        trace = call.trace
+        purpose = call.purpose
+        return [
+            new_id(),
+            trace.call_id,
+            trace.started,
+            call.feature,
+            trace.baseline_model,
+            model,
+            "upstream" if purpose is None else "overhead",
+            status,
+            None,  # strategy: set at finish
+            purpose,
+            *counts,
+            cost_nanos,
+            0,  # baseline_nanos: set on the final entry at finish
+            False,  # final
+            estimated,
+            (time.perf_counter() - started) * 1000.0,
+            call.tier,
+            None,  # reason
+            None,  # detail
+        ]
 
-    def _estimate(self, call: Call, completion_text: str) -> Usage:
-        return Usage(
-            prompt_tokens=self.tokenizer.count_messages(call.messages, call.model),
-            completion_tokens=self.tokenizer.count(completion_text, call.model),
+    def _estimate(self, call: Call, completion_text: str) -> _Counts:
+        return (
+            self.tokenizer.count_messages(call.messages, call.model),
+            self.tokenizer.count(completion_text, call.model),
+            0,
+            0,
+            0,
         )
 
     def _record_response(self, call: Call, resp: Any, started: float) -> Any:
@@ -106,25 +167,22 @@ class Meter:
         trace = call.trace
         if call.raw:
             body = _json_of_raw(resp) if not call.stream else None
-            reported = None if body is None else Usage.from_openai(body.get("usage"))
+            reported = None if body is None else _counts(body.get("usage"))
             # a raw stream (or a body without usage): only the request side can be estimated
             estimated = reported is None
-            usage = self._estimate(call, "") if reported is None else reported
+            counts = self._estimate(call, "") if reported is None else reported
             model = str((body or {}).get("model") or call.model)
-            trace.add(
-                self._entry(call, model=model, usage=usage, started=started, estimated=estimated),
-                resp,
-            )
+            trace.add(self._row(call, model, counts, started, "ok", estimated), resp)
             return resp
         if isinstance(resp, Stream | AsyncStream):
             return self._wrap_stream(call, resp, started)
-        reported = Usage.from_openai(getattr(resp, "usage", None))
-        estimated = reported is None
-        usage = self._estimate(call, _text_of(resp)) if reported is None else reported
+        reported = _counts(getattr(resp, "usage", None))
+        if reported is None:
+            counts, estimated = self._estimate(call, _text_of(resp)), True
+        else:
+            counts, estimated = reported, False
         model = str(getattr(resp, "model", None) or call.model)
-        trace.add(
-            self._entry(call, model=model, usage=usage, started=started, estimated=estimated), resp
-        )
+        trace.add(self._row(call, model, counts, started, "ok", estimated), resp)
         return resp
 
     def _wrap_stream(self, call: Call, resp: Any, started: float) -> Any:
@@ -137,29 +195,22 @@ class Meter:
 
         def done(chunks: list[Any], completed: bool) -> None:
             completion = assemble(chunks)
-            reported = None if completion is None else Usage.from_openai(completion.usage)
+            reported = None if completion is None else _counts(completion.usage)
             estimated = reported is None
-            usage = (
+            counts = (
                 self._estimate(call, "" if completion is None else _text_of(completion))
                 if reported is None
                 else reported
             )
             model = completion.model if completion is not None else call.model
             status = "ok" if completed else "incomplete"
-            entry = self._entry(
-                call, model=model, usage=usage, started=started, status=status, estimated=estimated
-            )
-            call.trace.add(entry, wrapped)
+            call.trace.add(self._row(call, model, counts, started, status, estimated), wrapped)
 
         wrapped.add_done_callback(done)
         return wrapped
 
     def _record_error(self, call: Call, exc: BaseException, started: float) -> None:
-        call.trace.add(
-            self._entry(
-                call, model=call.model, usage=None, started=started, status=type(exc).__name__
-            )
-        )
+        call.trace.add(self._row(call, call.model, None, started, type(exc).__name__))
 
     # -- the terminal steps ---------------------------------------------------------------
 
@@ -197,73 +248,82 @@ class Meter:
             trace.finished = True
             pending = list(trace.entries)
         if trace.hit is not None:
-            pending.append(self._hit_fields(trace))
+            pending.append(self._hit_row(trace))
             final: int | None = len(pending) - 1
         elif result is not None:
             final = trace.entry_for(result)
             if final is None:
                 ok = [
                     i
-                    for i, e in enumerate(pending)
-                    if e["kind"] == "upstream" and e["status"] == "ok"
+                    for i, row in enumerate(pending)
+                    if row[_KIND] == "upstream" and row[_STATUS] == "ok"
                 ]
                 final = ok[-1] if ok else None
         else:
             final = None
+        if not pending:
+            return
         failed = final is None
-        if failed and pending:
+        if final is None:
             final = len(pending) - 1  # the call raised: its last attempt closes it, no baseline
         strategy = "+".join(trace.acted) or None
-        detail = _jsonable(trace.detail) if trace.detail else None
-        entries = []
-        for i, fields in enumerate(pending):
-            if i == final:
-                fields["final"] = True
-                fields["baseline_nanos"] = 0 if failed else self._baseline(trace, fields)
-                if detail:
-                    fields["detail"] = detail
-            entries.append(LedgerEntry(strategy=strategy, **fields))
-        if entries:
-            self.ledger.record(entries)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "ledger: %s",
-                    ", ".join(
-                        f"{e.kind} {e.model} {e.status} cost={e.cost_nanos}n$" for e in entries
-                    ),
-                )
+        if strategy is not None:
+            for row in pending:
+                row[_STRATEGY] = strategy
+        row = pending[final]
+        row[_FINAL] = True
+        row[_BASELINE] = 0 if failed else self._baseline(trace, row)
+        if trace.detail:
+            row[_DETAIL] = _jsonable(trace.detail)
+        self.ledger._record_rows(pending)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "ledger: %s",
+                ", ".join(
+                    f"{r[_KIND]} {r[_MODEL]} {r[_STATUS]} cost={r[_COST]}n$" for r in pending
+                ),
+            )
 
-    def _hit_fields(self, trace: CallTrace) -> dict[str, Any]:
+    def _hit_row(self, trace: CallTrace) -> list[Any]:
         completion: ChatCompletion = trace.hit
-        usage = Usage.from_openai(completion.usage) or _NO_USAGE
-        return {
-            "id": new_id(),
-            "call_id": trace.call_id,
-            "ts": trace.started,
-            "feature": trace.feature,
-            "requested_model": trace.baseline_model,
-            "model": completion.model,
-            "kind": "hit",
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "cost_nanos": 0,
-            "latency_ms": (time.time() - trace.started) * 1000.0,
-        }
+        counts = _counts(completion.usage) or _NO_USAGE
+        return [
+            new_id(),
+            trace.call_id,
+            trace.started,
+            trace.feature,
+            trace.baseline_model,
+            completion.model,
+            "hit",
+            "ok",
+            None,
+            None,
+            counts[0],
+            counts[1],
+            counts[2],
+            0,  # cache writes are not read back from a stored answer
+            counts[4],
+            0,
+            0,
+            False,
+            False,
+            (time.time() - trace.started) * 1000.0,
+            None,
+            None,
+            None,
+        ]
 
-    def _baseline(self, trace: CallTrace, fields: dict[str, Any]) -> int | None:
+    def _baseline(self, trace: CallTrace, row: list[Any]) -> int | None:
         """What the final answer's tokens cost at the model the caller wrote."""
-        if not trace.acted and fields["kind"] == "upstream":
-            return cast("int | None", fields["cost_nanos"])  # nothing changed: as written = as sent
-        usage = Usage(
-            prompt_tokens=fields["prompt_tokens"] + trace.baseline_extra_prompt_tokens,
-            completion_tokens=fields["completion_tokens"],
-            cached_tokens=fields["cached_tokens"],
-            reasoning_tokens=fields["reasoning_tokens"],
+        if not trace.acted and row[_KIND] == "upstream":
+            return cast("int | None", row[_COST])  # nothing changed: as written = as sent
+        return self.prices._nanos(
+            trace.baseline_model,
+            row[_PROMPT] + trace.baseline_extra_prompt_tokens,
+            row[_COMPLETION],
+            row[_CACHED],
+            0,
         )
-        cost = self.prices.cost(trace.baseline_model, usage)
-        return None if cost is None else to_nanos(cost)
 
 
 def _text_of(resp: Any) -> str:

@@ -8,7 +8,7 @@ auth, timeouts and error types are untouched.
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, overload
 
 from openai import AsyncStream, Stream
@@ -36,10 +36,15 @@ class CostwiseCompletions(Completions):
 
     def _sdk(self, method: Method) -> Any:
         if method == "create":
-            return lambda **kw: Completions.create(self, **kw)
+            return self._sdk_create
         if method == "parse":
-            return lambda **kw: Completions.parse(self, **kw)
+            return partial(Completions.parse, self)
         return self._client.embeddings.create
+
+    @cached_property
+    def _sdk_create(self) -> Any:
+        # The SDK's own create, bound once (not a new closure per call).
+        return partial(Completions.create, self)
 
     @overload  # type: ignore[override]  # adds costwise's keywords to the SDK's overloads
     def create(self, **kwargs: Unpack[CreateKwargs]) -> ChatCompletion: ...
@@ -97,10 +102,14 @@ class AsyncCostwiseCompletions(AsyncCompletions):
 
     def _sdk(self, method: Method) -> Any:
         if method == "create":
-            return lambda **kw: AsyncCompletions.create(self, **kw)
+            return self._sdk_create
         if method == "parse":
-            return lambda **kw: AsyncCompletions.parse(self, **kw)
+            return partial(AsyncCompletions.parse, self)
         return self._client.embeddings.create
+
+    @cached_property
+    def _sdk_create(self) -> Any:
+        return partial(AsyncCompletions.create, self)
 
     @cached_property
     def _url(self) -> str:

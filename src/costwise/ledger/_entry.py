@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-__all__ = ["FIELDS", "EntryKind", "LedgerEntry"]
+__all__ = ["FIELDS", "ROW_INDEX", "EntryKind", "LedgerEntry", "entry_from_row", "row_of"]
 
 EntryKind = Literal["upstream", "hit", "overhead"]
 
@@ -83,3 +83,32 @@ class LedgerEntry:
 
 FIELDS: tuple[str, ...] = tuple(LedgerEntry.__dataclass_fields__)
 """Field names in storage order."""
+
+# The hot path keeps an entry as a list of values in FIELDS order (a "row") until it is
+# stored: the journal encodes rows as they are, and the LedgerEntry is built once, later.
+ROW_INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
+_SETTERS = tuple(LedgerEntry.__dict__[name].__set__ for name in FIELDS)
+_new = object.__new__
+
+
+def entry_from_row(row: Sequence[Any]) -> LedgerEntry:
+    """The `LedgerEntry` of a row (``detail`` may be ``None``), without keyword parsing.
+
+    Equal to ``LedgerEntry(**dict(zip(FIELDS, row)))``; about half the cost.
+    """
+    entry: LedgerEntry = _new(LedgerEntry)
+    for set_field, value in zip(_SETTERS, row, strict=True):
+        set_field(entry, value)
+    if row[-1] is None:
+        _SETTERS[-1](entry, {})
+    return entry
+
+
+def row_of(entry: LedgerEntry) -> list[Any]:
+    """The row of an entry, as the journal stores it (an empty ``detail`` as ``None``)."""
+    row = [getattr(entry, name) for name in _FIELDS_BUT_DETAIL]
+    row.append(dict(entry.detail) if entry.detail else None)
+    return row
+
+
+_FIELDS_BUT_DETAIL = FIELDS[:-1]

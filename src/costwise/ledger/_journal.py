@@ -20,26 +20,39 @@ import json
 import mmap
 import os
 from collections.abc import Iterator, Sequence
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
-from ._entry import FIELDS, LedgerEntry
+from ._entry import FIELDS, LedgerEntry, row_of
 
 __all__ = ["Journal", "read_orphans", "retire_orphan"]
 
 _SUFFIX = ".jsonl"
 _SEGMENT = 1 << 20  # bytes per mapped segment; a full one is sealed and a new one opened
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-_FIELDS = FIELDS[:-1]  # all but `detail`, which is a mapping
+# The C encoder behind _ENCODER.encode, made once: encode() builds a new one per call, which
+# costs a third of encoding a row. Same output; None when the C speedups are unavailable.
+_C_ENCODE = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        None, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+)
 
 
 def encode(entries: Sequence[LedgerEntry]) -> bytes:
-    lines = []
-    for e in entries:
-        row: list[Any] = [getattr(e, f) for f in _FIELDS]
-        row.append(dict(e.detail) if e.detail else None)
-        lines.append(_ENCODER.encode(row))
-    return ("\n".join(lines) + "\n").encode()
+    return encode_rows([row_of(e) for e in entries])
+
+
+def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
+    """One JSON array per line, values in FIELDS order (an empty ``detail`` as ``null``)."""
+    if _C_ENCODE is None:  # pragma: no cover - CPython always has the C encoder
+        return ("\n".join(map(_ENCODER.encode, rows)) + "\n").encode()
+    if len(rows) == 1:
+        return ("".join(_C_ENCODE(rows[0], 0)) + "\n").encode()
+    return "".join(["".join(_C_ENCODE(row, 0)) + "\n" for row in rows]).encode()
 
 
 def decode(data: bytes) -> list[LedgerEntry]:
@@ -104,7 +117,11 @@ class Journal:
         return self._current
 
     def append(self, entries: Sequence[LedgerEntry]) -> None:
-        data = encode(entries)
+        self.append_rows([row_of(e) for e in entries])
+
+    def append_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Append entries given as rows (see `encode_rows`); the hot path of the ledger."""
+        data = encode_rows(rows)
         seg = self._current
         if seg is None or self.pid != os.getpid():
             seg = self._open()  # first use, or a forked child: never share the parent's file
@@ -112,8 +129,8 @@ class Journal:
             self._sealed.append(seg)
             seg = self._open()
             if not seg.fits(len(data)):  # one enormous batch: split it across segments
-                for e in entries:
-                    self.append([e])
+                for row in rows:
+                    self.append_rows([row])
                 return
         seg.write(data)
 

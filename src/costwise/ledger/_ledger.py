@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning, LedgerError
-from ._entry import FIELDS, LedgerEntry
+from ._entry import FIELDS, LedgerEntry, entry_from_row
 from ._journal import Journal, read_orphans, retire_orphan
 from ._report import Report
 from ._store import Group, LedgerStore, MemoryStore
@@ -102,6 +102,9 @@ class Ledger:
         self.store: LedgerStore = store
         self._hooks = tuple(on_record)
         self._pending: list[LedgerEntry] = []
+        # Journaled entries not yet in the store, kept as rows (see `_record_rows`): their
+        # LedgerEntry objects are built by the flusher, off the caller's thread.
+        self._rows: list[list[Any]] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._interval = flush_interval
@@ -175,6 +178,23 @@ class Ledger:
         for hook in self._hooks:
             hook(entries)
 
+    def _record_rows(self, rows: list[list[Any]]) -> None:
+        """`record` for the meter: entries as rows in FIELDS order (``detail`` may be None).
+
+        The rows are journaled as they are; building their `LedgerEntry` objects waits for
+        the flusher, unless something needs them now (hooks, write-through).
+        """
+        if self._hooks or self._journal is None or self.write_through:
+            self.record([entry_from_row(row) for row in rows])
+            return
+        with self._lock:
+            self._journal.append_rows(rows)
+            self._rows += rows
+            if self._thread_pid != os.getpid():
+                self._start_flusher()
+            if len(self._rows) >= 512:
+                self._wake.set()
+
     def _start_flusher(self) -> None:
         self._thread_pid = os.getpid()
         ref = weakref.ref(self)
@@ -191,10 +211,12 @@ class Ledger:
         assert self._journal is not None
         with self._flush_lock:
             with self._lock:
-                if not self._pending:
+                if not self._pending and not self._rows:
                     return
                 batch, self._pending = self._pending, []
+                rows, self._rows = self._rows, []
                 self._retired.extend(self._journal.rotate())
+            batch += map(entry_from_row, rows)
             try:
                 self.store.write(batch)
             except Exception as exc:  # the store is down: keep entries (and their journal)
@@ -215,11 +237,11 @@ class Ledger:
     @property
     def pending(self) -> int:
         """Entries waiting to be written after a store failure."""
-        return len(self._pending)
+        return len(self._pending) + len(self._rows)
 
     def flush(self) -> None:
         """Write pending entries to the store now (they are durable already)."""
-        if self._journal is not None and (self._pending or self._retired):
+        if self._journal is not None and (self._pending or self._rows or self._retired):
             self._flush_journal()
         elif self._pending:
             self.record(())
@@ -297,8 +319,8 @@ class Ledger:
             LedgerError: entries could not be written (they stay in the journal, if any).
         """
         self.flush()
-        if self._pending:
-            msg = f"{len(self._pending)} ledger entries could not be written to {self.store!r}"
+        if self.pending:
+            msg = f"{self.pending} ledger entries could not be written to {self.store!r}"
             raise LedgerError(msg)
         if self._journal is not None:
             self._journal.close()
@@ -338,5 +360,5 @@ def _flush_at_exit(ref: weakref.ReferenceType[Ledger]) -> None:
     ledger = ref()
     if ledger is not None and ledger._journal is not None and ledger._thread_pid == os.getpid():
         ledger.flush()
-        if not ledger._pending:
+        if not ledger.pending:
             ledger._journal.close()
