@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -322,6 +323,48 @@ class TestLedgerEntries:
         assert entry.cached_tokens == 1024
         assert entry.baseline == entry.cost
         assert not entry.estimated
+
+    @pytest.mark.parametrize(
+        "reply",
+        [
+            Reply(content="hi", model="gpt-4o-2024-08-06", usage=(2000, 100), cached_tokens=1024),
+            Reply(content="hi", model="gpt-4o-mini", usage=(7, 3)),
+            Reply(content="hi", model="no-such-model", usage=(7, 3)),
+        ],
+    )
+    def test_journaled_and_direct_ledgers_record_the_same_entry(
+        self, reply: Reply, tmp_path: Any
+    ) -> None:
+        """The write-behind path (rows, journal, flusher) stores what write-through stores."""
+        got = []
+        for ledger in (MemoryStore(), tmp_path / "l.sqlite"):
+            provider = FakeProvider()
+            provider.script(reply)
+            with fake_client(provider, ledger=ledger) as client:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", costwise.CostwiseWarning)
+                    client.chat.completions.create(model="gpt-4o", messages=MSGS, feature="f")
+                (entry,) = client.ledger.entries()
+            got.append(entry.to_dict())
+            assert entry.id != entry.call_id
+            assert entry.final and entry.kind == "upstream" and entry.status == "ok"
+            assert entry.detail == {}
+        volatile = ("id", "call_id", "ts", "latency_ms")
+        direct, journaled = ({k: v for k, v in e.items() if k not in volatile} for e in got)
+        assert direct == journaled
+
+    def test_annotate_rejects_unknown_fields(self) -> None:
+        """A strategy's annotate() with a field the ledger does not have is an error."""
+        from costwise._call import CallTrace
+        from costwise.ledger._entry import FIELDS, ROW_INDEX
+
+        trace = CallTrace(feature="f", baseline_model="m")
+        response = object()
+        trace.add([None] * len(FIELDS), response)
+        trace.annotate(response, reason="refusal")
+        assert trace.entries[0][ROW_INDEX["reason"]] == "refusal"
+        with pytest.raises(TypeError, match="unknown ledger field"):
+            trace.annotate(response, no_such_field=1)
 
     def test_stream_without_usage_is_estimated(self) -> None:
         """A stream without include_usage is recorded as an estimate, and usage is not forced on."""

@@ -295,3 +295,52 @@ def test_report_under_load_is_fast_enough_to_call(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "big.sqlite")
     store.write([entry(i, feature=f"f{i % 7}", ts=time.time()) for i in range(10_000)])
     assert sum(r.calls for r in store.aggregate()) == 10_000
+
+
+def test_rows_round_trip_to_entries_and_journal_lines() -> None:
+    """A row (the meter's pending form) is the entry's values: same entry, same journal line."""
+    from costwise.ledger._entry import FIELDS, ROW_INDEX, entry_from_row, row_of
+    from costwise.ledger._journal import _ENCODER, decode, encode, encode_rows
+
+    plain = entry(1)
+    detailed = LedgerEntry(
+        id="a", call_id="b", ts=1.5, feature="f", requested_model="m", model="m",
+        strategy="cache", detail={"similarity": 0.97, "note": "é"}, latency_ms=0.1234567,
+    )  # fmt: skip
+    assert list(ROW_INDEX) == list(FIELDS)
+    for e in (plain, detailed):
+        row = row_of(e)
+        assert entry_from_row(row) == e
+        assert entry_from_row(row).detail == dict(e.detail)
+        values = [getattr(e, f) for f in FIELDS[:-1]] + [dict(e.detail) if e.detail else None]
+        assert encode_rows([row]) == (_ENCODER.encode(values) + "\n").encode()
+    assert encode([plain, detailed]) == encode_rows([row_of(plain), row_of(detailed)])
+    assert decode(encode([plain, detailed])) == [plain, detailed]
+
+
+def test_meter_rows_are_journaled_then_stored_once(tmp_path: Path) -> None:
+    """Rows recorded by the meter are in the journal at once and in the store after a flush."""
+    from costwise.ledger._entry import row_of
+
+    ledger = Ledger(tmp_path / "rows.sqlite", flush_interval=60)
+    entries = [entry(i) for i in range(3)]
+    ledger._record_rows([row_of(e) for e in entries])
+    assert ledger.pending == 3
+    journal = b"".join(p.read_bytes() for p in (tmp_path / "rows.sqlite.journal").glob("*"))
+    assert journal.count(b"\n") >= 3, "rows must be durable before record returns"
+    ledger.flush()
+    assert ledger.pending == 0
+    ledger.flush()
+    assert sorted(ledger.entries(), key=lambda e: e.id) == sorted(entries, key=lambda e: e.id)
+    ledger.close()
+
+
+def test_meter_rows_reach_hooks_as_entries() -> None:
+    """With on_record hooks, rows become LedgerEntry objects before the hooks run."""
+    from costwise.ledger._entry import row_of
+
+    seen: list[LedgerEntry] = []
+    ledger = Ledger(MemoryStore(), on_record=[seen.extend])
+    ledger._record_rows([row_of(entry(1))])
+    assert seen == [entry(1)]
+    assert list(ledger.entries()) == [entry(1)]
