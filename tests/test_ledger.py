@@ -344,3 +344,23 @@ def test_meter_rows_reach_hooks_as_entries() -> None:
     ledger._record_rows([row_of(entry(1))])
     assert seen == [entry(1)]
     assert list(ledger.entries()) == [entry(1)]
+
+
+def test_journal_rolls_over_full_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full segments are sealed and new ones opened; oversized batches are split; none lost."""
+    from costwise.ledger import _journal
+    from costwise.ledger._entry import row_of
+
+    monkeypatch.setattr(_journal, "_SEGMENT", 2048)
+    journal = _journal.Journal(tmp_path / "j")
+    entries = [entry(i) for i in range(60)]
+    for e in entries[:30]:
+        journal.append_rows([row_of(e)])
+    journal.append_rows([row_of(e) for e in entries[30:]])  # bigger than one segment
+    files = sorted((tmp_path / "j").iterdir(), key=lambda f: int(f.stem.rsplit("-", 1)[1]))
+    assert len(files) > 4
+    stored = [e for f in files for e in _journal.decode(f.read_bytes())]
+    assert sorted(e.id for e in stored) == sorted(e.id for e in entries)
+    assert stored == entries  # in order, once each
+    journal.close()
+    assert not list((tmp_path / "j").iterdir())

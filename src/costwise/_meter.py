@@ -176,7 +176,10 @@ class Meter:
             return resp
         if isinstance(resp, Stream | AsyncStream):
             return self._wrap_stream(call, resp, started)
-        reported = _counts(getattr(resp, "usage", None))
+        usage = getattr(resp, "usage", None)
+        reported = _sdk_counts(usage)  # the common case, a plain SDK usage
+        if reported is None:
+            reported = _counts(usage)
         if reported is None:
             counts, estimated = self._estimate(call, _text_of(resp)), True
         else:

@@ -125,13 +125,18 @@ class Journal:
         seg = self._current
         if seg is None or self.pid != os.getpid():
             seg = self._open()  # first use, or a forked child: never share the parent's file
-        if not seg.fits(len(data)):
-            self._sealed.append(seg)
-            seg = self._open()
-            if not seg.fits(len(data)):  # one enormous batch: split it across segments
-                for row in rows:
-                    self.append_rows([row])
-                return
+        pos = seg.pos
+        end = pos + len(data)
+        if end <= _SEGMENT:  # the common case, inline: this runs once per call
+            seg.map[pos:end] = data
+            seg.pos = end
+            return
+        self._sealed.append(seg)  # full: seal it and continue in a new segment
+        seg = self._open()
+        if not seg.fits(len(data)):  # one enormous batch: split it across segments
+            for row in rows:
+                self.append_rows([row])
+            return
         seg.write(data)
 
     def rotate(self) -> list[_Segment]:
