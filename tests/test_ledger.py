@@ -364,3 +364,27 @@ def test_journal_rolls_over_full_segments(tmp_path: Path, monkeypatch: pytest.Mo
     assert stored == entries  # in order, once each
     journal.close()
     assert not list((tmp_path / "j").iterdir())
+
+
+def test_ids_are_unique_and_renewed_in_a_forked_child() -> None:
+    """Entry ids never repeat, and a forked child draws a new prefix (no shared counters)."""
+    import warnings
+
+    from costwise._ids import new_id
+
+    ids = [new_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(len(i) == 32 for i in ids)
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert len(child) == 32
+    assert child[:16] != ids[0][:16]
+    assert new_id()[:16] == ids[0][:16]

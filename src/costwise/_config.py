@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ._call import Call, CallTrace, Method
+from ._call import Call, CallTrace, Method, new_call
 from ._compat import OPTIONS_HEADER, raw_mode
 from ._exceptions import ConfigurationError
 from ._feature import UNTAGGED, current_feature, validate_feature
@@ -109,9 +109,13 @@ class Config:
             headers = dict(headers)
             options.update(json.loads(headers.pop(OPTIONS_HEADER)))
             kwargs["extra_headers"] = headers
-        for name in self.option_names.intersection(kwargs):
-            options[name] = kwargs.pop(name)
-        tag = options.pop("feature", None)
+        names = self.option_names
+        if "feature" in kwargs:  # the usual option: popped without building a set
+            options["feature"] = kwargs.pop("feature")
+        if not names.isdisjoint(kwargs):
+            for name in names.intersection(kwargs):
+                options[name] = kwargs.pop(name)
+        tag = options.pop("feature", None) if options else None
         if tag is None:
             tag = current_feature() or self.default_feature or UNTAGGED
         else:
@@ -123,14 +127,18 @@ class Config:
         trace = CallTrace(
             feature=tag, baseline_model=model or "", url=base_url, client_scope=client_scope
         )
-        return Call(
-            kwargs=MappingProxyType(kwargs),
-            feature=tag,
-            options=MappingProxyType(options) if options else _EMPTY,
-            method=method,
-            is_async=is_async,
-            raw=raw_mode(headers),
-            trace=trace,
+        # Call's fields in order: kwargs, feature, options, method, is_async, raw, purpose,
+        # tier, trace (new_call skips the keyword parsing of the dataclass __init__).
+        return new_call(
+            MappingProxyType(kwargs),
+            tag,
+            MappingProxyType(options) if options else _EMPTY,
+            method,
+            is_async,
+            raw_mode(headers),
+            None,
+            None,
+            trace,
         )
 
     def stream_options_header(self, kwargs: dict[str, Any], feature: str | None) -> None:

@@ -14,22 +14,29 @@ import threading
 __all__ = ["new_id"]
 
 _lock = threading.Lock()
-_pid = -1
-_prefix = ""
+_prefix = ""  # drawn on first use, not at import; cleared in a forked child
 _counter: itertools.count[int] = itertools.count()
 
 
-def _reseed() -> None:
-    global _pid, _prefix, _counter
+def _seed() -> str:
+    global _prefix, _counter
     with _lock:
-        if _pid != os.getpid():
-            _prefix = os.urandom(8).hex()
+        if not _prefix:
             _counter = itertools.count()
-            _pid = os.getpid()
+            _prefix = os.urandom(8).hex()
+        return _prefix
+
+
+def _forget_in_child() -> None:
+    global _prefix, _lock
+    _lock = threading.Lock()  # another thread may have held it at fork time
+    _prefix = ""
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def new_id() -> str:
     """A 32-hex-digit id, unique without coordination."""
-    if _pid != os.getpid():
-        _reseed()
-    return f"{_prefix}{next(_counter):016x}"  # next() on a count is atomic under the GIL
+    prefix = _prefix or _seed()
+    return f"{prefix}{next(_counter):016x}"  # next() on a count is atomic under the GIL
