@@ -44,6 +44,7 @@ whether or not a strategy that reads them is configured, so removing a strategy 
 them into SDK errors."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_STREAMS = (CostwiseStream, AsyncCostwiseStream)  # a tuple: isinstance is faster than on a union
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ class Config:
 
     def _settle(self, call: Call, result: Any) -> Any:
         trace, meter = call.trace, self.meter
-        if isinstance(result, CostwiseStream | AsyncCostwiseStream) and trace.hit is None:
+        if isinstance(result, _STREAMS) and trace.hit is None:
             result.add_done_callback(lambda _chunks, _ok: meter.finish(trace, result))
         else:
             meter.finish(trace, result)

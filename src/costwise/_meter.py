@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from openai import AsyncStream, Stream
 from openai.types.chat import ChatCompletion
@@ -31,6 +31,7 @@ __all__ = ["Meter"]
 
 logger = logging.getLogger("costwise")
 
+_SDK_STREAMS = (Stream, AsyncStream)  # a tuple: `Stream | AsyncStream` builds a union per call
 _Counts = tuple[int, int, int, int, int]  # prompt, completion, cached, cache write, reasoning
 _NO_USAGE: _Counts = (0, 0, 0, 0, 0)
 
@@ -174,7 +175,7 @@ class Meter:
             model = str((body or {}).get("model") or call.model)
             trace.add(self._row(call, model, counts, started, "ok", estimated), resp)
             return resp
-        if isinstance(resp, Stream | AsyncStream):
+        if isinstance(resp, _SDK_STREAMS):
             return self._wrap_stream(call, resp, started)
         usage = getattr(resp, "usage", None)
         reported = _sdk_counts(usage)  # the common case, a plain SDK usage
@@ -275,7 +276,12 @@ class Meter:
                 row[_STRATEGY] = strategy
         row = pending[final]
         row[_FINAL] = True
-        row[_BASELINE] = 0 if failed else self._baseline(trace, row)
+        if failed:
+            row[_BASELINE] = 0
+        elif not trace.acted and row[_KIND] == "upstream":
+            row[_BASELINE] = row[_COST]  # nothing changed the call: as written = as sent
+        else:
+            row[_BASELINE] = self._baseline(trace, row)
         if trace.detail:
             row[_DETAIL] = _jsonable(trace.detail)
         self.ledger._record_rows(pending)
@@ -318,8 +324,6 @@ class Meter:
 
     def _baseline(self, trace: CallTrace, row: list[Any]) -> int | None:
         """What the final answer's tokens cost at the model the caller wrote."""
-        if not trace.acted and row[_KIND] == "upstream":
-            return cast("int | None", row[_COST])  # nothing changed: as written = as sent
         return self.prices._nanos(
             trace.baseline_model,
             row[_PROMPT] + trace.baseline_extra_prompt_tokens,

@@ -131,6 +131,15 @@ def _scaled_int(value: Decimal) -> tuple[int, int]:
     return mantissa, -exponent
 
 
+def _divide_half_even(total: int, divisor: int) -> int:
+    """``total / divisor`` rounded half to even, like `to_nanos` (``divisor`` a power of 10)."""
+    quotient, remainder = divmod(total, divisor)
+    half = divisor // 2
+    if remainder > half or (remainder == half and quotient & 1):
+        quotient += 1
+    return quotient
+
+
 # --------------------------------------------------------------------------------------------
 # Usage
 # --------------------------------------------------------------------------------------------
@@ -429,6 +438,7 @@ class Price:
     _rates: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
     _decimals: int = field(init=False, repr=False, compare=False)
     _batch: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    _to_nanos: tuple[int, int] = field(init=False, repr=False, compare=False)  # (mul, div)
 
     def __post_init__(self) -> None:
         for name in ("input", "output", "cached_input", "cache_write"):
@@ -473,6 +483,8 @@ class Price:
         object.__setattr__(self, "_decimals", decimals + _PER_MILLION)
         batch = None if self.batch_discount is None else _scaled_int(self.batch_discount)
         object.__setattr__(self, "_batch", batch)
+        shift = self._decimals - _NANOS_PER_USD  # a rate total is total / 10**shift nano-dollars
+        object.__setattr__(self, "_to_nanos", (10**-shift, 1) if shift <= 0 else (1, 10**shift))
 
     @property
     def effective_cached_input(self) -> Decimal:
@@ -566,23 +578,20 @@ class Price:
             + written * r_write
             + completion * r_out
         )
-        shift = self._decimals - _NANOS_PER_USD  # total / 10**shift nano-dollars
         if batch:
             if self._batch is None:
                 msg = f"model {self.model!r}: {self.provider} has no batch API price"
                 raise PricingError(msg)
             factor, factor_decimals = self._batch
-            total *= factor
-            shift += factor_decimals
-        if shift <= 0:
-            scale: int = 10**-shift
-            return total * scale
-        divisor: int = 10**shift
-        quotient, remainder = divmod(total, divisor)
-        half = divisor // 2
-        if remainder > half or (remainder == half and quotient & 1):  # round half to even
-            quotient += 1
-        return quotient
+            shift = self._decimals - _NANOS_PER_USD + factor_decimals
+            if shift <= 0:
+                multiplier: int = 10**-shift
+                return total * factor * multiplier
+            return _divide_half_even(total * factor, 10**shift)
+        multiplier, divisor = self._to_nanos
+        if divisor == 1:
+            return total * multiplier
+        return _divide_half_even(total, divisor)
 
 
 # --------------------------------------------------------------------------------------------
