@@ -477,3 +477,36 @@ def test_chat_completion_type() -> None:
     client = fake_client(FakeProvider(), ledger=MemoryStore())
     result = client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
     assert type(result) is ChatCompletion
+
+
+def test_feature_keyword_wins_over_the_options_header() -> None:
+    """make_call: ``feature=`` beats the private header's feature, even when it is None."""
+    import json
+
+    from costwise._compat import OPTIONS_HEADER
+    from costwise._feature import UNTAGGED
+
+    client = fake_client(FakeProvider(), ledger=MemoryStore())
+    cfg = client._costwise
+    header = {OPTIONS_HEADER: json.dumps({"feature": "from-header", "cache": False})}
+
+    def make(**kwargs: Any) -> Any:
+        return cfg.make_call(
+            {"model": "gpt-4o", "extra_headers": dict(header), **kwargs},
+            method="create",
+            is_async=False,
+            base_url="u",
+        )
+
+    assert make().feature == "from-header"
+    assert make(feature="kw").feature == "kw"
+    assert make(feature=None).feature == UNTAGGED
+    call = make(feature="kw", task="classify")
+    assert dict(call.options) == {"cache": False, "task": "classify"}
+    assert OPTIONS_HEADER not in call.kwargs["extra_headers"]
+    assert "feature" not in call.kwargs and "task" not in call.kwargs
+    plain = cfg.make_call(
+        {"model": "gpt-4o", "feature": "f"}, method="create", is_async=False, base_url="u"
+    )
+    assert plain.feature == "f" and dict(plain.options) == {} and plain.trace.feature == "f"
+    client.close()

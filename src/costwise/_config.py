@@ -110,13 +110,18 @@ class Config:
             headers = dict(headers)
             options.update(json.loads(headers.pop(OPTIONS_HEADER)))
             kwargs["extra_headers"] = headers
+        # The usual option, popped first so the common call builds no set; the keyword wins
+        # over the header, even when it is None.
+        if "feature" in kwargs:
+            tag = kwargs.pop("feature")
+            if options:
+                options.pop("feature", None)
+        else:
+            tag = options.pop("feature", None) if options else None
         names = self.option_names
-        if "feature" in kwargs:  # the usual option: popped without building a set
-            options["feature"] = kwargs.pop("feature")
         if not names.isdisjoint(kwargs):
             for name in names.intersection(kwargs):
                 options[name] = kwargs.pop(name)
-        tag = options.pop("feature", None) if options else None
         if tag is None:
             tag = current_feature() or self.default_feature or UNTAGGED
         else:
