@@ -6,24 +6,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
-import pydantic
 import pytest
-from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+from openai.types.chat import ChatCompletionToolParam
 
 import costwise
 from costwise import AsyncCostwiseStream
 from costwise.ledger import MemoryStore
 from costwise.strategies import ModelOverride
 from costwise.testing import Error, FakeProvider, bare_async_client, fake_async_client
+from test_client import MSGS, Answer, _normalise, _reply  # the same scenarios, async
 
-MSGS: list[ChatCompletionMessageParam] = [
-    {"role": "user", "content": "What is the capital of France?"}
-]
 AScenario = Callable[[openai.AsyncOpenAI], Awaitable[Any]]
-
-
-class Answer(pydantic.BaseModel):
-    city: str
 
 
 async def _plain(c: openai.AsyncOpenAI) -> Any:
@@ -114,22 +107,6 @@ SCENARIOS: dict[str, AScenario] = {
     "parse": _parse,
     "with-options": _with_options,
 }
-
-
-def _reply(request: dict[str, Any]) -> Any:
-    if request.get("response_format", {}).get("type") in ("json_schema", "json_object"):
-        return '{"city": "Paris"}'
-    return "The capital of France is Paris, a city on the Seine."
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, pydantic.BaseModel):
-        data = value.model_dump(warnings=False)
-        data.pop("created", None)
-        return type(value).__name__, data
-    if isinstance(value, list | tuple):
-        return [_normalise(v) for v in value]
-    return value
 
 
 @pytest.mark.anyio
