@@ -410,6 +410,19 @@ class TestLedgerEntries:
         (entry,) = client.ledger.entries()
         assert entry.status == "incomplete"
 
+    def test_abandoned_stream_is_recorded_when_collected(self) -> None:
+        """A stream the caller neither reads to the end nor closes is still metered, once."""
+        import gc
+
+        client = fake_client(FakeProvider(), ledger=MemoryStore())
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
+        next(iter(stream))
+        del stream
+        gc.collect()
+        (entry,) = client.ledger.entries()
+        assert entry.status == "incomplete"
+        assert entry.final
+
     def test_unknown_model_warns_and_records_unknown_cost(self) -> None:
         """An unknown model is never a silent zero: a warning and cost None."""
         client = fake_client(FakeProvider(), ledger=MemoryStore())

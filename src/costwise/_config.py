@@ -166,7 +166,8 @@ class Config:
     def _settle(self, call: Call, result: Any) -> Any:
         trace, meter = call.trace, self.meter
         if isinstance(result, _STREAMS) and trace.hit is None:
-            result.add_done_callback(lambda _chunks, _ok: meter.finish(trace, result))
+            key = result.ledger_key  # holding the stream itself would keep it from being collected
+            result.add_done_callback(lambda _chunks, _ok: meter.finish(trace, key))
         else:
             meter.finish(trace, result)
         return result

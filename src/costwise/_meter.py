@@ -196,6 +196,7 @@ class Meter:
             )
         else:
             wrapped = CostwiseStream(iter(resp), response=resp.response, close=resp.close)
+        key = wrapped.ledger_key  # not `wrapped`: the callback must not keep the stream alive
 
         def done(chunks: list[Any], completed: bool) -> None:
             completion = assemble(chunks)
@@ -208,7 +209,7 @@ class Meter:
             )
             model = completion.model if completion is not None else call.model
             status = "ok" if completed else "incomplete"
-            call.trace.add(self._row(call, model, counts, started, status, estimated), wrapped)
+            call.trace.add(self._row(call, model, counts, started, status, estimated), key)
 
         wrapped.add_done_callback(done)
         return wrapped

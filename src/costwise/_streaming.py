@@ -11,6 +11,7 @@ attempt from the callback; the response cache stores the assembled completion fr
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -71,6 +72,14 @@ class CostwiseStream(Stream[ChatCompletionChunk]):
         self._close_source = close
         self._state = _Callbacks()
         self._iterator = self._iterate()
+        # A stream nobody reads to the end nor closes still gets metered when it is collected
+        # (or at exit). The finalizer holds the state, never the stream, so it can fire.
+        weakref.finalize(self, self._state.finish, False)
+
+    @property
+    def ledger_key(self) -> object:
+        """A stand-in for this stream that callbacks may hold without keeping it alive."""
+        return self._state
 
     def _iterate(self) -> Iterator[ChatCompletionChunk]:
         state = self._state
@@ -122,6 +131,12 @@ class AsyncCostwiseStream(AsyncStream[ChatCompletionChunk]):
         self._close_source = close
         self._state = _Callbacks()
         self._iterator = self._iterate()
+        weakref.finalize(self, self._state.finish, False)  # see CostwiseStream
+
+    @property
+    def ledger_key(self) -> object:
+        """A stand-in for this stream that callbacks may hold without keeping it alive."""
+        return self._state
 
     async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
         state = self._state
