@@ -6,9 +6,12 @@ It is the one module allowed to know SDK internals (by name only: no private imp
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["OPTIONS_HEADER", "RAW_HEADER", "raw_mode"]
+if TYPE_CHECKING:  # the SDK's request-option types, which it does not export publicly
+    from openai._types import Body, Headers, Query
+
+__all__ = ["OPTIONS_HEADER", "RAW_HEADER", "Body", "Headers", "Query", "raw_mode"]
 
 RAW_HEADER = "X-Stainless-Raw-Response"
 """The header ``with_raw_response`` ("true") and ``with_streaming_response`` ("stream") set

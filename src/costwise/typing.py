@@ -44,9 +44,9 @@ from typing_extensions import TypedDict
 
 if TYPE_CHECKING:
     import httpx2
-    from openai._types import Body, Headers, Query
 
     from ._call import Call
+    from ._compat import Body, Headers, Query
 
 __all__ = [
     "AsyncFlow",
