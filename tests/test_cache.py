@@ -502,3 +502,27 @@ async def test_disk_store_end_to_end(mode: str, disk_env: DiskCacheStore) -> Non
     assert disk_env.size() == 1
     other = Env(mode, ResponseCache(disk_env))
     assert is_hit(await other.ask(temperature=0))
+
+
+def test_web_search_answers_are_not_cached_unless_asked() -> None:
+    """A request grounded in a live web search is not repeatable: bypassed unless cache=True."""
+    from costwise.cache import MemoryCacheStore
+    from costwise.ledger import MemoryStore
+    from costwise.strategies import ResponseCache
+    from costwise.testing import FakeProvider, fake_client
+
+    provider = FakeProvider()
+    client = fake_client(
+        provider, ledger=MemoryStore(), strategies=[ResponseCache(MemoryCacheStore())]
+    )
+    msgs: list[Any] = [{"role": "user", "content": "latest news on rates?"}]
+    for _ in range(2):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=msgs, temperature=0, web_search_options={}
+        )
+    assert len(provider.requests) == 2
+    for _ in range(2):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=msgs, web_search_options={}, cache=True
+        )
+    assert len(provider.requests) == 3

@@ -21,9 +21,31 @@ from ._hits import mark_hit
 if TYPE_CHECKING:
     from .._call import Call
 
-__all__ = ["reusable", "serve", "when_complete"]
+__all__ = ["cacheable", "reusable", "serve", "when_complete"]
 
 _REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
+
+
+def cacheable(call: Call, *, always: bool = False) -> bool:
+    """Whether a request may be answered from (and stored in) a cache at all.
+
+    ``cache=False`` bypasses; ``cache=True`` opts in. Otherwise only repeatable requests
+    qualify: ``temperature=0`` or an integer ``seed`` (or ``always`` for the whole client),
+    and never a request grounded in a live web search, whose answer changes with the web.
+    """
+    opt_in = call.options.get("cache") if call.options else None
+    if opt_in is False or call.method != "create":
+        return False
+    if opt_in:
+        return True
+    kwargs = call.kwargs
+    if kwargs.get("web_search_options") is not None:
+        return False
+    if always:
+        return True
+    temperature, seed = kwargs.get("temperature"), kwargs.get("seed")
+    deterministic = temperature == 0 and isinstance(temperature, int | float)
+    return deterministic or (isinstance(seed, int) and not isinstance(seed, bool))
 
 
 def reusable(completion: ChatCompletion, *, allow_truncated: bool = False) -> bool:

@@ -14,7 +14,7 @@ from typing_extensions import override
 from .._exceptions import CostwiseWarning
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._scope import scope_of
-from ..cache._serving import reusable, serve, when_complete
+from ..cache._serving import cacheable, reusable, serve, when_complete
 from ..cache._stores import CacheStore, DiskCacheStore
 
 if TYPE_CHECKING:
@@ -134,17 +134,9 @@ class ResponseCache:
 
     def _key(self, call: Call) -> str | None:
         """The entry's key, or ``None`` when this call must bypass the cache."""
-        options, kwargs = call.options, call.kwargs
-        opt_in = options.get("cache") if options else None
-        if opt_in is False or call.method != "create":
+        if not cacheable(call, always=self.always):
             return None
-        if not (opt_in or self.always):
-            temperature = kwargs.get("temperature")
-            seed = kwargs.get("seed")
-            if not (temperature == 0 and isinstance(temperature, int | float)) and (
-                seed is None or not isinstance(seed, int)
-            ):
-                return None
+        kwargs = call.kwargs
         scope = scope_of(call, client=self.scope)
         try:
             return request_key(kwargs, scope)

@@ -17,7 +17,7 @@ from typing_extensions import override
 from .._exceptions import CostwiseWarning
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._scope import scope_of
-from ..cache._serving import reusable, serve, when_complete
+from ..cache._serving import cacheable, reusable, serve, when_complete
 from ..cache._stores import CacheStore, MemoryCacheStore
 
 if TYPE_CHECKING:
@@ -201,17 +201,8 @@ class SemanticCache:
     def _partition(self, call: Call) -> tuple[str, str] | None:
         """(partition, question) of a call, or ``None`` when it must bypass this cache."""
         options, kwargs = call.options, call.kwargs
-        if call.method != "create" or options.get("semantic") is False:
+        if options.get("semantic") is False or not cacheable(call, always=self.always):
             return None
-        opt_in = options.get("cache")
-        if opt_in is False:
-            return None
-        if not (opt_in or self.always):
-            temperature, seed = kwargs.get("temperature"), kwargs.get("seed")
-            if not (temperature == 0 and isinstance(temperature, int | float)) and (
-                seed is None or not isinstance(seed, int)
-            ):
-                return None
         messages = call.messages
         if not messages or not isinstance(messages[-1], Mapping):
             return None
