@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -291,16 +291,11 @@ class BatchJobs:
         """Ask the provider for the job's status; the state file is updated."""
         job = self.job(batch_id)
         batch = self.client.batches.retrieve(batch_id)
-        updated = BatchJob(
-            id=job.id,
+        updated = replace(
+            job,
             status=batch.status,
-            model=job.model,
-            input_file_id=job.input_file_id,
             output_file_id=batch.output_file_id,
             error_file_id=batch.error_file_id,
-            features=job.features,
-            submitted_at=job.submitted_at,
-            collected=job.collected,
         )
         self.state.save(updated)
         if batch.status == "failed":
@@ -337,7 +332,7 @@ class BatchJobs:
             results.append(result)
             entries.append(entry)
         self.client.ledger.record(entries)
-        self.state.save(BatchJob(**{**_fields(job), "collected": True}))
+        self.state.save(replace(job, collected=True))
         return results
 
     def wait(
@@ -421,7 +416,3 @@ class BatchJobs:
             ),
             entry,
         )
-
-
-def _fields(job: BatchJob) -> dict[str, Any]:
-    return {name: getattr(job, name) for name in BatchJob.__dataclass_fields__}
