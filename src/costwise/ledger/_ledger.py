@@ -25,7 +25,7 @@ from ._report import Report
 from ._store import Group, LedgerStore, MemoryStore
 
 if TYPE_CHECKING:
-    import pandas  # type: ignore[import-untyped]  # optional, untyped
+    import pandas
 
 __all__ = ["Ledger", "default_ledger_path", "to_timestamp"]
 
@@ -310,7 +310,9 @@ class Ledger:
         except ImportError as exc:
             msg = "Ledger.to_dataframe() needs pandas: pip install pandas"
             raise ImportError(msg) from exc
-        return pd.DataFrame([e.to_dict() for e in self.entries(**when)], columns=list(FIELDS))
+        rows = [e.to_dict() for e in self.entries(**when)]
+        frame: pandas.DataFrame = pd.DataFrame(rows, columns=list(FIELDS))
+        return frame
 
     def close(self) -> None:
         """Flush pending entries and close the store.

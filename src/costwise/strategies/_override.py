@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from .._call import Call
 from ..typing import Flow
 
 __all__ = ["ModelOverride"]
+
+logger = logging.getLogger("costwise")
 
 
 class ModelOverride:
@@ -47,5 +50,6 @@ class ModelOverride:
         target = self.features.get(call.feature, self.model)
         if target is None or target == call.model:
             return (yield call)
+        logger.debug("override: %s -> %s for %s", call.model, target, call.feature)
         call.trace.act(self.name, override_from=call.model)
         return (yield call.replace(model=target))

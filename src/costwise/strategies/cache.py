@@ -122,11 +122,16 @@ class ResponseCache:
     def flow(self, call: Call) -> Flow:
         key = self._key(call)
         if key is None:
+            logger.debug("cache: bypass (not cacheable) for %s", call.feature)
             return (yield call)
         if not call.options.get("cache_refresh"):
             hit = self._lookup(key)
             if hit is not None:
+                logger.debug("cache: hit %s for %s", key[:12], call.feature)
                 return self._serve(call, hit)
+            logger.debug("cache: miss %s for %s", key[:12], call.feature)
+        else:
+            logger.debug("cache: refresh %s for %s", key[:12], call.feature)
         response = yield call
         if call.trace.hit is None:  # an inner strategy (semantic cache) answered: not exact
             self._keep(call, key, response)
