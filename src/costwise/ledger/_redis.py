@@ -42,7 +42,7 @@ from typing_extensions import override
 
 from .._exceptions import CostwiseWarning, LedgerError
 from ._entry import LedgerEntry
-from ._store import GROUPS, TOTALS, Group, ReportRow, aggregate_entries
+from ._store import TOTALS, Group, ReportRow, aggregate_entries, check_group
 
 if TYPE_CHECKING:
     import redis
@@ -386,9 +386,7 @@ class RedisStore:
         self, *, by: Group = "feature", since: float | None = None, until: float | None = None
     ) -> list[ReportRow]:
         """Totals grouped by `by`; from the running totals when the range is whole UTC days."""
-        if by not in GROUPS:
-            msg = f"cannot group the ledger by {by!r}; choose one of {', '.join(GROUPS)}"
-            raise ValueError(msg)
+        check_group(by)
         self._flush_before_read()
         if not (_aligned(since) and _aligned(until)):
             return aggregate_entries(self.entries(since=since, until=until), by)

@@ -16,7 +16,7 @@ from typing_extensions import override
 
 from .._exceptions import LedgerError
 from ._entry import FIELDS, LedgerEntry
-from ._store import GROUPS, TOTALS, Group, ReportRow
+from ._store import TOTALS, Group, ReportRow, check_group
 
 __all__ = ["SQLiteStore"]
 
@@ -269,9 +269,7 @@ class SQLiteStore:
     def aggregate(
         self, *, by: Group = "feature", since: float | None = None, until: float | None = None
     ) -> list[ReportRow]:
-        if by not in GROUPS:
-            msg = f"cannot group the ledger by {by!r}; choose one of {', '.join(GROUPS)}"
-            raise ValueError(msg)
+        check_group(by)
         # Whole UTC days come from the daily totals; partial days at either end from entries.
         lo = None if since is None else math.ceil(since / _DAY) * _DAY
         hi = None if until is None else math.floor(until / _DAY) * _DAY

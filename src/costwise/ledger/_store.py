@@ -18,6 +18,7 @@ __all__ = [
     "MemoryStore",
     "ReportRow",
     "aggregate_entries",
+    "check_group",
 ]
 
 Group = Literal["feature", "model", "strategy", "day", "requested_model", "status"]
@@ -95,11 +96,16 @@ def _key(entry: LedgerEntry, by: str) -> str:
     return str(getattr(entry, by))
 
 
-def aggregate_entries(entries: Iterable[LedgerEntry], by: str) -> list[ReportRow]:
-    """Group and total entries in Python (the in-memory store and the tests' oracle)."""
+def check_group(by: str) -> None:
+    """Raise ValueError naming the choices when `by` is not a grouping every store supports."""
     if by not in GROUPS:
         msg = f"cannot group the ledger by {by!r}; choose one of {', '.join(GROUPS)}"
         raise ValueError(msg)
+
+
+def aggregate_entries(entries: Iterable[LedgerEntry], by: str) -> list[ReportRow]:
+    """Group and total entries in Python (the in-memory store and the tests' oracle)."""
+    check_group(by)
     acc: dict[str, list[int]] = {}
     for e in entries:
         a = acc.setdefault(_key(e, by), [0] * 13)
