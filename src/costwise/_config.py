@@ -55,6 +55,8 @@ class Config:
     meter: Meter
     option_names: frozenset[str]
     default_feature: str | None = None
+    direct: bool = False
+    """No strategy is configured: a plain ``create`` goes through `Meter.direct`."""
 
     @classmethod
     def build(
@@ -89,10 +91,24 @@ class Config:
             bind = getattr(strategy, "bind", None)
             if callable(bind):  # strategies that need prices/tokenizer/ledger get them here
                 bind(meter)
-        return cls(pipeline, meter, BUILTIN_OPTIONS | pipeline.options)
+        return cls(pipeline, meter, BUILTIN_OPTIONS | pipeline.options, direct=not pipeline.steps)
 
     def with_feature(self, name: str) -> Config:
         return replace(self, default_feature=validate_feature(name))
+
+    def direct_call(self, kwargs: dict[str, Any]) -> str | None:
+        """For a client without strategies: the feature of a plain ``create``, or ``None``.
+
+        Takes costwise's options out of `kwargs` (a fresh dict) and returns the call's tag
+        when `Meter.direct` can record it; ``None`` (with `kwargs` untouched) for streams and
+        for calls with extra headers (raw responses, ``.stream()`` options), which take the
+        general path.
+        """
+        if not self.direct or kwargs.get("stream") or "extra_headers" in kwargs:
+            return None
+        tag = kwargs.pop("feature", None)
+        self._drop_options(kwargs, None)
+        return self._tag(tag, kwargs)
 
     def make_call(
         self,
@@ -118,18 +134,9 @@ class Config:
                 options.pop("feature", None)
         else:
             tag = options.pop("feature", None) if options else None
-        names = self.option_names
-        if not names.isdisjoint(kwargs):
-            for name in names.intersection(kwargs):
-                options[name] = kwargs.pop(name)
-        if tag is None:
-            tag = current_feature() or self.default_feature or UNTAGGED
-        else:
-            validate_feature(tag)
+        self._drop_options(kwargs, options)
+        tag = self._tag(tag, kwargs)
         model = kwargs.get("model")
-        if model is not None and not isinstance(model, str):
-            msg = f"model must be a string, got {type(model).__name__}"
-            raise TypeError(msg)
         trace = CallTrace(
             feature=tag, baseline_model=model or "", url=base_url, client_scope=client_scope
         )
@@ -146,6 +153,25 @@ class Config:
             None,
             trace,
         )
+
+    def _drop_options(self, kwargs: dict[str, Any], into: dict[str, Any] | None) -> None:
+        """Move costwise's per-call options out of `kwargs` (into `into`, or drop them)."""
+        names = self.option_names
+        if not names.isdisjoint(kwargs):
+            for name in names.intersection(kwargs):
+                value = kwargs.pop(name)
+                if into is not None:
+                    into[name] = value
+
+    def _tag(self, tag: object, kwargs: dict[str, Any]) -> str:
+        """The call's feature (`tag` if given, else the context's or the client's), checked."""
+        model = kwargs.get("model")
+        if model is not None and not isinstance(model, str):
+            msg = f"model must be a string, got {type(model).__name__}"
+            raise TypeError(msg)
+        if tag is None:
+            return current_feature() or self.default_feature or UNTAGGED
+        return validate_feature(tag)
 
     def stream_options_header(self, kwargs: dict[str, Any], feature: str | None) -> None:
         """Move costwise options of a ``.stream()`` call into the private header (in place)."""

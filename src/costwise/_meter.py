@@ -125,19 +125,46 @@ class Meter:
         estimated: bool = False,
     ) -> list[Any]:
         """The row of one attempt's ledger entry (the entry itself is built in the ledger)."""
+        trace = call.trace
+        return self._new_row(
+            trace.call_id,
+            trace.started,
+            call.feature,
+            trace.baseline_model,
+            model,
+            call.purpose,
+            call.tier,
+            counts,
+            started,
+            status,
+            estimated,
+        )
+
+    def _new_row(
+        self,
+        call_id: str,
+        ts: float,
+        feature: str,
+        requested: str,
+        model: str,
+        purpose: str | None,
+        tier: int | None,
+        counts: _Counts | None,
+        started: float,
+        status: str,
+        estimated: bool,
+    ) -> list[Any]:
         if counts is None:  # a failed attempt: providers bill nothing for it
             cost_nanos: int | None = 0
             counts = _NO_USAGE
         else:
             cost_nanos = self.prices._nanos(model, counts[0], counts[1], counts[2], counts[3])
-        trace = call.trace
-        purpose = call.purpose
         return [
             new_id(),
-            trace.call_id,
-            trace.started,
-            call.feature,
-            trace.baseline_model,
+            call_id,
+            ts,
+            feature,
+            requested,
             model,
             "upstream" if purpose is None else "overhead",
             status,
@@ -149,19 +176,29 @@ class Meter:
             False,  # final
             estimated,
             (time.perf_counter() - started) * 1000.0,
-            call.tier,
+            tier,
             None,  # reason
             None,  # detail
         ]
 
-    def _estimate(self, call: Call, completion_text: str) -> _Counts:
+    def _estimate(self, messages: Any, model: str, completion_text: str) -> _Counts:
         return (
-            self.tokenizer.count_messages(call.messages, call.model),
-            self.tokenizer.count(completion_text, call.model),
+            self.tokenizer.count_messages(messages, model),
+            self.tokenizer.count(completion_text, model),
             0,
             0,
             0,
         )
+
+    def _read(self, resp: Any, messages: Any, model: str) -> tuple[_Counts, bool]:
+        """The token counts of a (non-raw, non-stream) response, and whether they are estimated."""
+        usage = getattr(resp, "usage", None)
+        reported = _sdk_counts(usage)  # the common case, a plain SDK usage
+        if reported is None:
+            reported = _counts(usage)
+        if reported is None:
+            return self._estimate(messages, model, _text_of(resp)), True
+        return reported, False
 
     def _record_response(self, call: Call, resp: Any, started: float) -> Any:
         """Queue the entry for a successful response; wrap streams so they meter on end."""
@@ -171,20 +208,13 @@ class Meter:
             reported = None if body is None else _counts(body.get("usage"))
             # a raw stream (or a body without usage): only the request side can be estimated
             estimated = reported is None
-            counts = self._estimate(call, "") if reported is None else reported
+            counts = self._estimate(call.messages, call.model, "") if reported is None else reported
             model = str((body or {}).get("model") or call.model)
             trace.add(self._row(call, model, counts, started, "ok", estimated), resp)
             return resp
         if isinstance(resp, _SDK_STREAMS):
             return self._wrap_stream(call, resp, started)
-        usage = getattr(resp, "usage", None)
-        reported = _sdk_counts(usage)  # the common case, a plain SDK usage
-        if reported is None:
-            reported = _counts(usage)
-        if reported is None:
-            counts, estimated = self._estimate(call, _text_of(resp)), True
-        else:
-            counts, estimated = reported, False
+        counts, estimated = self._read(resp, call.messages, call.model)
         model = str(getattr(resp, "model", None) or call.model)
         trace.add(self._row(call, model, counts, started, "ok", estimated), resp)
         return resp
@@ -203,7 +233,9 @@ class Meter:
             reported = None if completion is None else _counts(completion.usage)
             estimated = reported is None
             counts = (
-                self._estimate(call, "" if completion is None else _text_of(completion))
+                self._estimate(
+                    call.messages, call.model, "" if completion is None else _text_of(completion)
+                )
                 if reported is None
                 else reported
             )
@@ -238,6 +270,66 @@ class Meter:
             self._record_error(call, exc, started)
             raise
         return self._record_response(call, resp, started)
+
+    # -- the direct path: a client with no strategies ------------------------------------
+
+    def direct(self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Any]) -> Any:
+        """Send and record a plain ``create`` that no strategy can change, in one step.
+
+        The same entry `send` + `finish` would write (one attempt, final, its baseline its
+        own cost), without building a `Call` and its trace: with no strategies configured
+        this is all costwise does, and it runs between two requests of the caller, so every
+        step it skips is latency the caller does not pay. Streams and raw responses take
+        the general path.
+        """
+        ts, started = time.time(), time.perf_counter()
+        model = kwargs.get("model") or ""
+        try:
+            resp = sdk(**kwargs)
+        except Exception as exc:
+            self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False)
+            raise
+        counts, estimated = self._read(resp, kwargs.get("messages", ()), model)
+        answered_by = str(getattr(resp, "model", None) or model)
+        self._direct_row(feature, ts, model, answered_by, counts, started, "ok", estimated)
+        return resp
+
+    async def adirect(
+        self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Awaitable[Any]]
+    ) -> Any:
+        """The async twin of `direct`."""
+        ts, started = time.time(), time.perf_counter()
+        model = kwargs.get("model") or ""
+        try:
+            resp = await sdk(**kwargs)
+        except Exception as exc:
+            self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False)
+            raise
+        counts, estimated = self._read(resp, kwargs.get("messages", ()), model)
+        answered_by = str(getattr(resp, "model", None) or model)
+        self._direct_row(feature, ts, model, answered_by, counts, started, "ok", estimated)
+        return resp
+
+    def _direct_row(
+        self,
+        feature: str,
+        ts: float,
+        requested: str,
+        model: str,
+        counts: _Counts | None,
+        started: float,
+        status: str,
+        estimated: bool,
+    ) -> None:
+        row = self._new_row(
+            new_id(), ts, feature, requested, model, None, None, counts, started, status, estimated
+        )
+        row[_FINAL] = True
+        if counts is not None:  # a failure keeps a zero baseline, as `finish` gives it
+            row[_BASELINE] = row[_COST]  # nothing changed the call: as written = as sent
+        self.ledger._record_rows([row])
+        if logger.isEnabledFor(logging.DEBUG):
+            _log([row])
 
     # -- finishing a logical call -----------------------------------------------------------
 
@@ -287,12 +379,7 @@ class Meter:
             row[_DETAIL] = _jsonable(trace.detail)
         self.ledger._record_rows(pending)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "ledger: %s",
-                ", ".join(
-                    f"{r[_KIND]} {r[_MODEL]} {r[_STATUS]} cost={r[_COST]}n$" for r in pending
-                ),
-            )
+            _log(pending)
 
     def _hit_row(self, trace: CallTrace) -> list[Any]:
         completion: ChatCompletion = trace.hit
@@ -332,6 +419,13 @@ class Meter:
             row[_CACHED],
             0,
         )
+
+
+def _log(rows: list[list[Any]]) -> None:
+    logger.debug(
+        "ledger: %s",
+        ", ".join(f"{r[_KIND]} {r[_MODEL]} {r[_STATUS]} cost={r[_COST]}n$" for r in rows),
+    )
 
 
 def _text_of(resp: Any) -> str:

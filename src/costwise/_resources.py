@@ -60,6 +60,9 @@ class CostwiseCompletions(Completions):
         Returns exactly what the SDK returns; SDK errors pass through unchanged.
         """
         cfg = self._costwise
+        feature = cfg.direct_call(kwargs)
+        if feature is not None:
+            return cfg.meter.direct(feature, kwargs, self._sdk_create)  # type: ignore[no-any-return]
         call = cfg.make_call(
             kwargs, method="create", is_async=False, base_url=self._url, client_scope=self._scope
         )
@@ -130,6 +133,9 @@ class AsyncCostwiseCompletions(AsyncCompletions):
     async def create(self, **kwargs: Any) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """Create a chat completion through the costwise pipeline (see the sync twin)."""
         cfg = self._costwise
+        feature = cfg.direct_call(kwargs)
+        if feature is not None:
+            return await cfg.meter.adirect(feature, kwargs, self._sdk_create)  # type: ignore[no-any-return]
         call = cfg.make_call(
             kwargs, method="create", is_async=True, base_url=self._url, client_scope=self._scope
         )

@@ -1,0 +1,180 @@
+"""A client with no strategies records calls on a direct path; it must equal the pipeline's.
+
+`Meter.direct` skips building a `Call` and its trace (see costwise._meter), so every entry it
+writes is compared here, field by field, with what the general pipeline writes for the same
+call: a client whose only strategy never acts (a ModelOverride for another feature).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx2
+import openai
+import pytest
+
+import costwise
+from costwise import AsyncCostwiseClient, CostwiseClient
+from costwise.ledger import MemoryStore
+from costwise.strategies import ModelOverride
+from costwise.testing import Error, FakeProvider, Reply
+
+MSGS: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
+_VOLATILE = ("id", "call_id", "ts", "latency_ms")
+_IDLE = ModelOverride(features={"some-other-feature": "gpt-4o-mini"})  # never acts here
+
+
+def _no_usage(request: httpx2.Request) -> httpx2.Response:
+    """A provider that reports no usage: the entry must be a tokenizer estimate."""
+    body = json.loads(request.content)
+    return httpx2.Response(
+        200,
+        json={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Paris is the capital."},
+                    "finish_reason": "stop",
+                }
+            ],
+        },
+    )
+
+
+Setup = Callable[[], Callable[[httpx2.Request], httpx2.Response]]
+
+SCENARIOS: dict[str, tuple[Setup, dict[str, Any]]] = {
+    "usage with cached tokens": (
+        lambda: FakeProvider().script(
+            Reply("hi", model="gpt-4o-2024-08-06", usage=(2000, 100), cached_tokens=1024)
+        ),
+        {"model": "gpt-4o", "feature": "support"},
+    ),
+    "reasoning tokens": (
+        lambda: FakeProvider().script(Reply("42", model="o3-mini", reasoning_tokens=50)),
+        {"model": "o3-mini", "feature": "support"},
+    ),
+    "unknown model": (
+        lambda: FakeProvider().script(Reply("hi", model="no-such-model", usage=(7, 3))),
+        {"model": "no-such-model"},
+    ),
+    "no usage reported": (lambda: _no_usage, {"model": "gpt-4o-mini", "feature": "f"}),
+    "upstream error": (lambda: FakeProvider().script(Error(500)), {"model": "gpt-4o-mini"}),
+    "unknown parameters and costwise options": (
+        FakeProvider,
+        {"model": "gpt-4o-mini", "cache": False, "task": "chat", "extra_body": {"x": 1}},
+    ),
+}
+
+
+def _comparable(client: CostwiseClient | AsyncCostwiseClient) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in e.to_dict().items() if k not in _VOLATILE}
+        for e in client.ledger.entries()
+    ]
+
+
+def _sync_entries(setup: Setup, kwargs: dict[str, Any], strategies: list[Any]) -> Any:
+    handler = setup()
+    http = httpx2.Client(transport=httpx2.MockTransport(handler))
+    with CostwiseClient(
+        api_key="k",
+        base_url="http://test/v1",
+        max_retries=0,
+        http_client=http,
+        ledger=MemoryStore(),
+        strategies=strategies,
+    ) as client:
+        assert client._costwise.direct == (not strategies)  # the path under test
+        outcome: Any
+        try:
+            outcome = client.chat.completions.create(messages=MSGS, **kwargs).model_dump()
+        except openai.APIStatusError as exc:
+            outcome = (type(exc), exc.status_code)
+        return outcome, _comparable(client)
+
+
+async def _async_entries(setup: Setup, kwargs: dict[str, Any], strategies: list[Any]) -> Any:
+    handler = setup()
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    async with AsyncCostwiseClient(
+        api_key="k",
+        base_url="http://test/v1",
+        max_retries=0,
+        http_client=http,
+        ledger=MemoryStore(),
+        strategies=strategies,
+    ) as client:
+        assert client._costwise.direct == (not strategies)  # the path under test
+        outcome: Any
+        try:
+            outcome = (await client.chat.completions.create(messages=MSGS, **kwargs)).model_dump()
+        except openai.APIStatusError as exc:
+            outcome = (type(exc), exc.status_code)
+        return outcome, _comparable(client)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_direct_path_records_what_the_pipeline_records(name: str) -> None:
+    setup, kwargs = SCENARIOS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", costwise.CostwiseWarning)
+        direct = _sync_entries(setup, dict(kwargs), [])
+        general = _sync_entries(setup, dict(kwargs), [_IDLE])
+    assert direct[1], "no ledger entry written"
+    assert direct == general
+    (entry,) = direct[1]
+    assert entry["final"] and entry["strategy"] is None
+    assert entry["estimated"] == (name == "no usage reported")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_async_direct_path_records_what_the_pipeline_records(name: str) -> None:
+    setup, kwargs = SCENARIOS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", costwise.CostwiseWarning)
+        direct = await _async_entries(setup, dict(kwargs), [])
+        general = await _async_entries(setup, dict(kwargs), [_IDLE])
+        sync = _sync_entries(setup, dict(kwargs), [])
+    assert direct == general
+    assert direct[1] == sync[1]
+
+
+def test_direct_path_takes_the_feature_from_context_and_client() -> None:
+    provider = FakeProvider()
+    http = httpx2.Client(transport=httpx2.MockTransport(provider))
+    with CostwiseClient(api_key="k", base_url="http://test/v1", http_client=http) as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+        with costwise.feature("ctx"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, feature="arg")
+        client.with_feature("pinned").chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+        got = [e.feature for e in client.ledger.entries()]
+    assert sorted(got) == ["arg", "ctx", "pinned", "untagged"]
+
+
+@pytest.mark.parametrize("bad", [3, "", "   "])
+def test_direct_path_rejects_bad_tags_before_sending(bad: object) -> None:
+    provider = FakeProvider()
+    http = httpx2.Client(transport=httpx2.MockTransport(provider))
+    with CostwiseClient(api_key="k", base_url="http://test/v1", http_client=http) as client:
+        with pytest.raises((TypeError, ValueError), match="feature"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, feature=bad)  # type: ignore[call-overload]
+        assert provider.requests == [] and list(client.ledger.entries()) == []
+
+
+def test_async_direct_path_is_anyio_compatible() -> None:
+    # The async scenarios above run under the anyio plugin; this one checks the plain
+    # asyncio entry point a service would use.
+    setup, kwargs = SCENARIOS["usage with cached tokens"]
+    outcome, entries = anyio.run(_async_entries, setup, dict(kwargs), [])
+    assert outcome["model"] == "gpt-4o-2024-08-06" and len(entries) == 1
