@@ -268,3 +268,107 @@ def test_processes_lose_nothing(
     assert check.size() == 3 * n + n
     check.clear()
     check.close()
+
+
+# -- the disk store's write-behind queue --------------------------------------------------
+
+
+def _wait_for(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
+
+
+def test_disk_writes_are_read_at_once_here_and_soon_elsewhere(tmp_path: Path) -> None:
+    """A queued entry is read back at once by its process, by others after the interval."""
+    writer = DiskCacheStore(tmp_path / "c", flush_interval=0.05)
+    other = DiskCacheStore(tmp_path / "c", flush_interval=0.05)  # another process's view
+    writer.set("k", b"v")
+    assert writer.get("k") == b"v"
+    assert _wait_for(lambda: other.get("k") == b"v"), "the writer thread never stored it"
+    writer.close()
+    other.close()
+
+
+def test_disk_synchronous_writes(tmp_path: Path) -> None:
+    """flush_interval=0 stores each entry before set returns."""
+    writer = DiskCacheStore(tmp_path / "c", flush_interval=0)
+    other = DiskCacheStore(tmp_path / "c", flush_interval=0)
+    writer.set("k", b"v")
+    assert other.get("k") == b"v"
+    with pytest.raises(ValueError, match="flush_interval"):
+        DiskCacheStore(tmp_path / "d", flush_interval=-1)
+
+
+def test_disk_delete_and_clear_reach_queued_entries(tmp_path: Path) -> None:
+    """A deleted or cleared entry that was still queued never reaches the disk."""
+    store = DiskCacheStore(tmp_path / "c", flush_interval=60)
+    other = DiskCacheStore(tmp_path / "c", flush_interval=0)
+    store.set("gone", b"1")
+    store.set("kept", b"2")
+    store.delete("gone")
+    assert store.get("gone") is None and store.get("kept") == b"2"
+    store.flush()
+    assert other.get("gone") is None and other.get("kept") == b"2"
+    store.set("queued", b"3")
+    store.clear()
+    store.flush()
+    assert store.get("queued") is None and other.get("queued") is None and store.size() == 0
+    store.close()
+
+
+def test_disk_queued_entry_expires(tmp_path: Path) -> None:
+    """A queued entry's TTL runs from set(), not from when it reaches the disk."""
+    store = DiskCacheStore(tmp_path / "c", flush_interval=60)
+    store.set("k", b"v", ttl=0.05)
+    assert store.get("k") == b"v"
+    time.sleep(0.1)
+    assert store.get("k") is None
+    store.flush()  # written after it expired: not stored at all
+    assert DiskCacheStore(tmp_path / "c", flush_interval=0).get("k") is None
+    store.close()
+
+
+_EXIT_WITHOUT_CLOSE = """
+import sys
+from costwise.cache import DiskCacheStore
+store = DiskCacheStore(sys.argv[1], flush_interval=60)
+for i in range(50):
+    store.set(f"k{i}", b"v%d" % i)
+# no close(): a worker that simply exits
+"""
+
+
+def test_disk_queue_is_written_when_a_process_exits(tmp_path: Path) -> None:
+    """A worker that exits without closing its store still stores what it queued."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "c"
+    subprocess.run([sys.executable, "-c", _EXIT_WITHOUT_CLOSE, str(target)], check=True)
+    check = DiskCacheStore(target, flush_interval=0)
+    assert [check.get(f"k{i}") for i in range(50)] == [b"v%d" % i for i in range(50)]
+
+
+def test_disk_queue_in_a_forked_child(tmp_path: Path) -> None:
+    """A forked child gets its own writer; what it stores reaches the shared directory."""
+    import os
+
+    store = DiskCacheStore(tmp_path / "c", flush_interval=0.05)
+    store.set("parent", b"p")
+    pid = os.fork()
+    if pid == 0:  # the child: write through its own queue, then exit like a worker
+        try:
+            store.set("child", b"c")
+            store.close()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    other = DiskCacheStore(tmp_path / "c", flush_interval=0)
+    assert other.get("child") == b"c"
+    assert _wait_for(lambda: other.get("parent") == b"p")
+    store.close()

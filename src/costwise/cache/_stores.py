@@ -11,6 +11,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -164,6 +165,12 @@ class DiskCacheStore:
     `size_limit` bytes, entries are culled by `eviction_policy` (checked every 32 writes
     of this instance, so it may overshoot by that many entries) and expired ones first.
 
+    Writes are queued and stored by a background thread every `flush_interval` seconds, one
+    transaction per batch, so a miss does not wait for the disk. This process reads its
+    queued entries at once; other processes see them within `flush_interval`; `close`,
+    `flush` and interpreter exit write the queue. A process killed in between loses those
+    few entries (later requests are misses), never a stored one.
+
     Args:
         directory: the cache directory (created if missing); default `default_cache_dir()`.
         size_limit: the most bytes the cache may hold before eviction (default 1 GiB).
@@ -172,6 +179,8 @@ class DiskCacheStore:
             keeps reads read-only (fast, no write lock); ``"least-recently-used"`` evicts
             better for skewed traffic but turns every hit into a write.
         timeout: seconds to wait for SQLite's lock before failing (the failure is a miss).
+        flush_interval: seconds between background writes; ``0`` writes each entry in the
+            caller's thread before `set` returns.
 
     Example:
         >>> ResponseCache(DiskCacheStore("/var/cache/myapp/llm", size_limit=2**30))
@@ -185,8 +194,15 @@ class DiskCacheStore:
         ttl: float | None = None,
         eviction_policy: str = "least-recently-stored",
         timeout: float = 1.0,
+        flush_interval: float = 0.05,
     ) -> None:
         import diskcache
+
+        from ._write_behind import WriteBehind
+
+        if flush_interval < 0:
+            msg = f"DiskCacheStore: flush_interval must be >= 0, got {flush_interval!r}"
+            raise ValueError(msg)
 
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.ttl = ttl
@@ -202,30 +218,58 @@ class DiskCacheStore:
         )
         self._get = self._cache.get
         self._writes = itertools.count(1)
+        self._queue = (
+            WriteBehind(self._cache, interval=flush_interval, cull_every=_CULL_EVERY)
+            if flush_interval
+            else None
+        )
+        if self._queue is not None:  # at garbage collection or exit: store what is queued
+            self._finalizer = weakref.finalize(self, self._queue.close)
 
     def get(self, key: str) -> bytes | None:
+        if self._queue is not None and self._queue.items:
+            queued, value = self._queue.get(key)
+            if queued:
+                return value
         value = self._get(key)
         return value if isinstance(value, bytes) else None
 
     def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        self._cache.set(key, value, expire=self.ttl if ttl is None else ttl)
+        ttl = self.ttl if ttl is None else ttl
+        if self._queue is not None:
+            self._queue.put(key, value, ttl)
+            return
+        self._cache.set(key, value, expire=ttl)
         if next(self._writes) % _CULL_EVERY == 0:
             self._cache.cull()
 
+    def flush(self) -> None:
+        """Store the queued writes now (other processes see them from here on)."""
+        if self._queue is not None:
+            self._queue.flush()
+
     def delete(self, key: str) -> None:
+        if self._queue is not None:
+            self._queue.discard(key)
         self._cache.delete(key)
 
     def clear(self) -> None:
+        if self._queue is not None:
+            self._queue.discard(None)
         self._cache.clear()
 
     def size(self) -> int:
+        self.flush()
         return len(self._cache)
 
     def volume(self) -> int:
         """Bytes used on disk (what `size_limit` bounds)."""
+        self.flush()
         return int(self._cache.volume())
 
     def close(self) -> None:
+        if self._queue is not None:
+            self._finalizer()  # writes the queue, once
         self._cache.close()
 
     @override

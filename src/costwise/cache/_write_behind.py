@@ -1,0 +1,150 @@
+"""Writes of a `DiskCacheStore`, queued in memory and stored in batches by a background thread.
+
+Storing one entry in diskcache is one SQLite transaction: about 100 µs on the caller's
+thread, most of it the commit's ``write(2)`` to the WAL. A miss already waits for the
+upstream answer; it should not also wait for the disk. Queued entries are visible to this
+process at once (`get` looks here first); a thread writes them every ``interval`` seconds in
+one transaction per batch, where the commit's I/O runs without the GIL. Other processes see
+an entry after at most ``interval`` seconds, and a process killed in between loses at most
+that many entries: a cache can afford that (the next request is a miss), the ledger cannot,
+which is why the ledger journals instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+__all__ = ["WriteBehind"]
+
+logger = logging.getLogger("costwise")
+
+_BATCH = 256  # entries that wake the writer before its interval is up
+_start_lock = threading.Lock()
+
+
+def _forget_in_child() -> None:
+    global _start_lock
+    _start_lock = threading.Lock()  # another thread may have held it at fork time
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+class WriteBehind:
+    """The write queue of one store. Thread-safe; survives a fork (the child starts afresh)."""
+
+    def __init__(self, cache: Any, *, interval: float, cull_every: int) -> None:
+        self.cache = cache
+        self.interval = interval
+        self.cull_every = cull_every
+        self.written = 0
+        # key -> (value, absolute expiry time or None); read without a lock (a dict get is
+        # atomic), changed under `lock`.
+        self.items: dict[str, tuple[bytes, float | None]] = {}
+        self._pid = -1
+        self._closed = False
+        self._reset()
+
+    def _reset(self) -> None:
+        # Fresh locks and event: after a fork another thread may have held the parent's.
+        self.lock = threading.Lock()
+        self.writing = threading.Lock()  # one batch at a time; delete/clear wait for it
+        self.wake = threading.Event()
+
+    def _ensure_writer(self) -> None:
+        with _start_lock:
+            if self._pid == os.getpid():
+                return
+            self._reset()
+            self._pid = os.getpid()
+            thread = threading.Thread(
+                target=_run, args=(self,), daemon=True, name="costwise-cache-writer"
+            )
+            thread.start()
+
+    def put(self, key: str, value: bytes, ttl: float | None) -> None:
+        """Queue `value` under `key`, expiring `ttl` seconds from now."""
+        if self._pid != os.getpid():
+            self._ensure_writer()
+        expires = None if ttl is None else time.time() + ttl
+        with self.lock:
+            self.items[key] = (value, expires)
+            full = len(self.items) >= _BATCH
+        if full:
+            self.wake.set()
+
+    def get(self, key: str) -> tuple[bool, bytes | None]:
+        """``(queued, value)``: whether `key` is queued, and its value unless expired."""
+        item = self.items.get(key)
+        if item is None:
+            return False, None
+        value, expires = item
+        return True, (value if expires is None or expires > time.time() else None)
+
+    def discard(self, key: str | None) -> None:
+        """Forget a queued entry (``None``: all of them), after any batch being written."""
+        if self._pid != os.getpid():
+            self._ensure_writer()
+        with self.writing, self.lock:
+            if key is None:
+                self.items.clear()
+            else:
+                self.items.pop(key, None)
+
+    def flush(self) -> None:
+        """Write every queued entry now (one transaction)."""
+        if self._pid != os.getpid() and self.items:
+            self._ensure_writer()
+        with self.writing:
+            with self.lock:
+                batch = list(self.items.items())
+            if not batch:
+                return
+            now = time.time()
+            try:
+                with self.cache.transact():
+                    for key, (value, expires) in batch:
+                        if expires is None:
+                            self.cache.set(key, value)
+                        elif expires > now:
+                            self.cache.set(key, value, expire=expires - now)
+            except Exception as exc:  # a cache write failure costs a future miss, nothing more
+                logger.warning(
+                    "costwise: %d response cache entries not stored (%s: %s)",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                )
+            with self.lock:  # entries stay readable here until they are on disk
+                for key, item in batch:
+                    if self.items.get(key) is item:
+                        del self.items[key]
+        before, self.written = self.written, self.written + len(batch)
+        if before // self.cull_every != self.written // self.cull_every:
+            try:
+                self.cache.cull()  # the size limit, checked every `cull_every` writes
+            except Exception as exc:
+                logger.warning("costwise: response cache cull failed (%s)", exc)
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        self.wake.set()
+
+
+def _run(queue: WriteBehind) -> None:
+    pid = os.getpid()
+    while not queue._closed and queue._pid == pid:
+        queue.wake.wait(queue.interval)
+        queue.wake.clear()
+        try:
+            queue.flush()
+        except Exception:  # pragma: no cover - flush logs its own failures
+            logger.exception("costwise: the response cache writer failed")
