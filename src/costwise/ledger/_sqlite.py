@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -33,6 +34,17 @@ _COLUMNS = """
 _INSERT = (
     f"INSERT OR IGNORE INTO ledger ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 )
+_VALUES = f"({', '.join('?' * len(FIELDS))})"
+# Rows per INSERT statement: SQLite binds at most 999 variables per statement before 3.32.
+_ROWS_PER_INSERT = 999 // len(FIELDS)
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)
+def _insert_many(n: int) -> str:
+    """One INSERT of `n` rows. executemany would run one statement per row, and sqlite3
+    releases and retakes the GIL around each: from the background flusher that is one
+    forced GIL hand-off per entry, paid by the thread making the caller's requests."""
+    return _INSERT + "".join([", ", _VALUES] * (n - 1)) if n > 1 else _INSERT
 _KEY_SQL = {
     "feature": "feature",
     "model": "model",
@@ -241,8 +253,12 @@ class SQLiteStore:
             return
         conn = self._conn()
         try:
+            rows = [_row(e) for e in entries]
+            step = _ROWS_PER_INSERT
             with conn:
-                conn.executemany(_INSERT, [_row(e) for e in entries])
+                for start in range(0, len(rows), step):
+                    chunk = rows[start : start + step]
+                    conn.execute(_insert_many(len(chunk)), [v for row in chunk for v in row])
         except sqlite3.Error as exc:
             msg = "write to"
             raise self._error(msg, exc) from exc
