@@ -45,6 +45,8 @@ def _insert_many(n: int) -> str:
     releases and retakes the GIL around each: from the background flusher that is one
     forced GIL hand-off per entry, paid by the thread making the caller's requests."""
     return _INSERT + "".join([", ", _VALUES] * (n - 1)) if n > 1 else _INSERT
+
+
 _KEY_SQL = {
     "feature": "feature",
     "model": "model",
