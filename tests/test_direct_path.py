@@ -82,17 +82,19 @@ def _comparable(client: CostwiseClient | AsyncCostwiseClient) -> list[dict[str, 
     ]
 
 
+def _options(strategies: list[Any]) -> dict[str, Any]:
+    return {
+        "api_key": "k",
+        "base_url": "http://test/v1",
+        "max_retries": 0,
+        "ledger": MemoryStore(),
+        "strategies": strategies,
+    }
+
+
 def _sync_entries(setup: Setup, kwargs: dict[str, Any], strategies: list[Any]) -> Any:
-    handler = setup()
-    http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    with CostwiseClient(
-        api_key="k",
-        base_url="http://test/v1",
-        max_retries=0,
-        http_client=http,
-        ledger=MemoryStore(),
-        strategies=strategies,
-    ) as client:
+    http = httpx2.Client(transport=httpx2.MockTransport(setup()))
+    with CostwiseClient(http_client=http, **_options(strategies)) as client:
         assert client._costwise.direct == (not strategies)  # the path under test
         outcome: Any
         try:
@@ -103,16 +105,8 @@ def _sync_entries(setup: Setup, kwargs: dict[str, Any], strategies: list[Any]) -
 
 
 async def _async_entries(setup: Setup, kwargs: dict[str, Any], strategies: list[Any]) -> Any:
-    handler = setup()
-    http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    async with AsyncCostwiseClient(
-        api_key="k",
-        base_url="http://test/v1",
-        max_retries=0,
-        http_client=http,
-        ledger=MemoryStore(),
-        strategies=strategies,
-    ) as client:
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(setup()))
+    async with AsyncCostwiseClient(http_client=http, **_options(strategies)) as client:
         assert client._costwise.direct == (not strategies)  # the path under test
         outcome: Any
         try:

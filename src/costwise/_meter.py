@@ -289,9 +289,7 @@ class Meter:
         except Exception as exc:
             self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False)
             raise
-        counts, estimated = self._read(resp, kwargs.get("messages", ()), model)
-        answered_by = str(getattr(resp, "model", None) or model)
-        self._direct_row(feature, ts, model, answered_by, counts, started, "ok", estimated)
+        self._direct_ok(feature, ts, kwargs, resp, started)
         return resp
 
     async def adirect(
@@ -305,10 +303,16 @@ class Meter:
         except Exception as exc:
             self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False)
             raise
+        self._direct_ok(feature, ts, kwargs, resp, started)
+        return resp
+
+    def _direct_ok(
+        self, feature: str, ts: float, kwargs: dict[str, Any], resp: Any, started: float
+    ) -> None:
+        model = kwargs.get("model") or ""
         counts, estimated = self._read(resp, kwargs.get("messages", ()), model)
         answered_by = str(getattr(resp, "model", None) or model)
         self._direct_row(feature, ts, model, answered_by, counts, started, "ok", estimated)
-        return resp
 
     def _direct_row(
         self,
