@@ -60,6 +60,33 @@ def test_switches_to_hnsw_and_agrees_with_exact() -> None:
     assert index.search(vectors[3], k=1)[0][0] == 1000
 
 
+def test_int8_graph_reports_exact_cosines(tmp_path: Path) -> None:
+    """The int8 graph finds the neighbours; the cosines returned are the exact f32 ones."""
+    vectors = unit(400)
+    query = unit(1, seed=9)[0]
+    index = VectorIndex(32, approximate_after=100)
+    index.add_many(np.arange(400), vectors)
+    assert index.approximate and index.dtype == "i8"
+    found = index.search(query, k=4)
+    assert [c for _, c in found] == sorted((c for _, c in found), reverse=True)
+    for key, cosine in found:
+        assert cosine == pytest.approx(float(vectors[key] @ query), abs=1e-6)
+    assert found[0][0] == int(np.argmax(vectors @ query))
+
+
+def test_graphs_saved_as_f32_still_load(tmp_path: Path) -> None:
+    """An index saved with float32 vectors in its graph loads and answers (mapped or not)."""
+    vectors = unit(400)
+    old = VectorIndex(32, approximate_after=100, dtype="f32")
+    old.add_many(np.arange(400), vectors)
+    old.save(tmp_path)
+    for view in (True, False):
+        index = VectorIndex.load(tmp_path, view=view, approximate_after=100)
+        assert index.approximate
+        ((key, cosine),) = index.search(vectors[42], k=1)
+        assert key == 42 and cosine == pytest.approx(1.0, abs=1e-6)
+
+
 def test_save_and_load_without_rebuilding(tmp_path: Path) -> None:
     """A saved HNSW index loads as HNSW with the same answers; exact ones stay exact."""
     vectors = unit(300)
