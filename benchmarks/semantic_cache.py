@@ -29,10 +29,10 @@ The shipped default (``src/costwise/data/semantic_default.json``) is made by::
 
 which runs ``calibrate(target_fhr=0.02)`` on the fit half (seed 0) of QQP only.
 
-Embedding 40k sentences with the local model takes several minutes on 2 cores, so sentence
-and token vectors are cached in ``$COSTWISE_BENCH_CACHE`` (default:
-``<tmpdir>/costwise-semantic-bench``, outside the repository), keyed by the data file's
-SHA-256 and the embedder; reruns take seconds. The 100k-entry HNSW index used for the speed figures is cached there too (its first build is
+Embedding 40k sentences with the local model takes several minutes on 2 cores, so vectors
+are cached in ``$COSTWISE_BENCH_CACHE`` (default: ``<tmpdir>/costwise-semantic-bench``, outside
+the repository), keyed by the data file's SHA-256 and the embedder; reruns take seconds. The
+100k-entry HNSW index used for the speed figures is cached there too (its first build is
 timed and printed).
 
 The last line printed is one JSON object with the headline figures.

@@ -28,10 +28,6 @@ class Embedder(Protocol):
     ``embed(texts)`` returns a float32 array of shape ``(len(texts), dim)`` whose rows have
     unit L2 norm, so a dot product is the cosine similarity. `name` identifies the model
     (vectors from two different models must never share an index) and `dim` its width.
-
-    An embedder may also offer ``embed_with_tokens(texts) -> (vectors, [TokenVectors])``
-    (as `LocalMiniLM` does); settings whose verifier aligns tokens need it, and the cache
-    then stores each entry's token vectors.
     """
 
     name: str
