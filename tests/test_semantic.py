@@ -326,6 +326,31 @@ def test_workers_share_entries_through_redis(redis_url: str) -> None:
         cache_.close()
 
 
+def test_shared_index_never_points_at_a_queued_disk_entry(redis_url: str, tmp_path: Path) -> None:
+    """A disk store writes behind; a shared index entry must still find its value at once."""
+    from costwise.cache import DiskCacheStore
+
+    provider = FakeProvider()
+    prefix = "test-semantic-disk-workers:"
+
+    def worker() -> SemanticCache:  # two processes on one host: one directory, one Redis index
+        return SemanticCache(
+            DiskCacheStore(tmp_path / "store", flush_interval=60),
+            embedder=ToyEmbedder(),
+            settings=PLAIN,
+            index=RedisSemanticIndex(64, redis_url, prefix=prefix, sync_interval=0),
+        )
+
+    caches = [worker(), worker()]
+    one = fake_client(provider, strategies=[caches[0]])
+    two = fake_client(provider, strategies=[caches[1]])
+    one.chat.completions.create(**ASK, messages=user("reset my password"))
+    hit = two.chat.completions.create(**ASK, messages=user("reset my password please"))
+    assert is_hit(hit) and len(provider.calls()) == 1
+    for cache_ in caches:
+        cache_.close()
+
+
 def test_after_the_exact_cache_hits_are_told_apart() -> None:
     """With ResponseCache first, repeats are exact hits and paraphrases semantic hits."""
     from costwise.strategies import ResponseCache

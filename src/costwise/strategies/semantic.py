@@ -305,6 +305,12 @@ class SemanticCache:
         value = json.dumps({"q": question, "c": completion.model_dump(mode="json")})
         try:
             self.store.set(self._entry_key(partition, key), value.encode(), ttl=ttl)
+            flush = getattr(self.store, "flush", None)
+            if callable(flush):
+                # A write-behind store (DiskCacheStore) first: a shared index must never point
+                # another process at an entry that is not on disk yet (it would drop it as
+                # expired). Next to the embedding this call already paid, the write is small.
+                flush()
             self.index.add(partition, key, vector)
         except Exception as exc:
             _warn(f"semantic cache write failed ({type(exc).__name__}: {exc})")
