@@ -300,9 +300,9 @@ def run_speed(n_entries: int, rounds: int) -> dict[str, Any]:
     from costwise.testing import FakeProvider, bare_client, fake_client
 
     print(f"\n== speed on this machine ({os.cpu_count()} cores), interleaved with the bare SDK")
-    pool = [
-        np.load(f)["vectors"] for f in sorted(cache_dir().glob("*.npz")) if "vectors" in np.load(f)
-    ]
+    # Sentence vectors this benchmark cached (`<digest>.npz`); other files there are not ours.
+    files = [f for f in sorted(cache_dir().glob("*.npz")) if "-" not in f.stem]
+    pool = [np.load(f)["vectors"] for f in files if "vectors" in np.load(f)]
     base = np.concatenate(pool) if pool else np.random.default_rng(0).normal(size=(1000, 384))
     base = base.astype(np.float32)
     rng = np.random.default_rng(1)
