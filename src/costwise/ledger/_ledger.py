@@ -158,7 +158,7 @@ class Ledger:
                 self._pending.extend(entries)
                 if self._thread_pid != os.getpid():
                     self._start_flusher()
-                if len(self._pending) >= 512:
+                if len(self._pending) >= 512 and not self._wake.is_set():
                     self._wake.set()
         else:
             with self._lock:
@@ -192,7 +192,9 @@ class Ledger:
             self._rows += rows
             if self._thread_pid != os.getpid():
                 self._start_flusher()
-            if len(self._rows) >= 512:
+            # is_set first: set() takes a lock and notifies, and until the flusher runs every
+            # call would pay for it again
+            if len(self._rows) >= 512 and not self._wake.is_set():
                 self._wake.set()
 
     def _start_flusher(self) -> None:
