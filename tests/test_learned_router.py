@@ -230,3 +230,32 @@ def test_topic_prior_blends_in() -> None:
     assert router._prior is not None
     (easy, hard) = router.predict(["Please add the thing number 5", "Please prove the thing 6"])
     assert easy[CHEAP] > hard[CHEAP]
+
+
+def test_stacked_predictions_are_calibrated_per_model(fitted: LearnedRouter) -> None:
+    """The stacked regressions keep each model's rates: graded MID sits between 0 and 1."""
+    assert fitted._stack is not None
+    assert len(fitted._calibration) == 120
+    hard = fitted.predict(["Please prove the thing number 999 for me"])[0]
+    easy = fitted.predict(["Please spell the thing number 998 for me"])[0]
+    assert hard[CHEAP] < 0.3 < 0.7 < easy[CHEAP]
+    assert 0.2 < hard[MID] < 0.7 < easy[MID]  # MID scores 0.4 on hard prompts
+    assert hard[STRONG] == easy[STRONG] == 1.0  # one class only: the constant
+
+
+def test_unstacked_and_tiny_fits_average_the_base_predictions() -> None:
+    """stack=False, or too few rows for the folds, predicts without a stacker."""
+    from costwise.routing._outcomes import _parse
+
+    data = list(_parse([json.dumps(r) for r in rows()], "mem"))
+    plain = LearnedRouter(stack=False).fit(data)
+    assert plain._stack is None
+    assert len(plain._calibration) == 120
+    tiny = LearnedRouter().fit(data[:6])
+    assert tiny._stack is None
+    assert tiny._calibration == []
+    for router in (plain, tiny):
+        (p,) = router.predict(["Please add the thing number 5"])
+        assert all(0.0 <= v <= 1.0 for v in p.values())
+    (p,) = plain.predict(["Please prove the thing number 7 for me"])
+    assert p[CHEAP] < p[STRONG]
