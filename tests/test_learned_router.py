@@ -259,3 +259,20 @@ def test_unstacked_and_tiny_fits_average_the_base_predictions() -> None:
         assert all(0.0 <= v <= 1.0 for v in p.values())
     (p,) = plain.predict(["Please prove the thing number 7 for me"])
     assert p[CHEAP] < p[STRONG]
+
+
+def test_answer_form_reads_the_arithmetic() -> None:
+    """The answer scorer's form features see wrong steps and an underived final answer."""
+    from costwise.routing._answer import _form
+
+    prompt = "Tom has 16 eggs and eats 3. He sells the rest at $2 each."
+    right = _form(prompt, "16 - 3 = 13 eggs, 13 * 2 = 26.\n#### 26")
+    wrong = _form(prompt, "16 - 3 = 12 eggs, 12 * 2 = 24.\n#### 24")
+    guessed = _form(prompt, "16 - 3 = 13 eggs, 13 * 2 = 26.\n#### 30")
+    unused = _form(prompt, "3 * 2 = 6.\n#### 6")
+    *_, r_checked, r_share, r_any, r_used, r_unsupported = right
+    assert (r_share, r_any, r_used, r_unsupported) == (0.0, 0.0, 1.0, 0.0)
+    assert r_checked > 0
+    assert wrong[-3] == 1.0  # a wrong step
+    assert guessed[-1] == 1.0  # 30 is none of the last results
+    assert unused[-2] < 1.0  # 16 never used
