@@ -269,6 +269,7 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     answer_scorers: dict[str, Any] = {}
     fit_right: dict[str, list[float]] = {}
     memo: dict[tuple[str, str, str], float] = {}
+    check_ms: float | None = None  # the learned answer check, one uncached answer at a time
     test_pred = learned.predict([r.prompt for r in test])
     for m in tiers[:-1]:
         if has_text:
@@ -279,6 +280,12 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
             )
             answer_scorers[m] = scorer
             fit_right[m] = scorer.oof
+            if check_ms is None:
+                sample = test[:100]
+                t0 = time.perf_counter()
+                for r in sample:
+                    scorer(r.prompt, r.models[m].response or "")
+                check_ms = (time.perf_counter() - t0) / max(1, len(sample)) * 1000
             right = scorer.predict(
                 [r.prompt for r in test], [r.models[m].response or "" for r in test]
             )
@@ -359,6 +366,7 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     figures["cheapest_accuracy"] = round(a_cheap, 4)
     figures["rules_decision_us_p50"] = round(rules_us, 2)
     figures["learned_decision_us"] = round(learned_us, 1)
+    figures["cascade_check_ms"] = None if check_ms is None else round(check_ms, 2)
     figures["report_rows"] = len(test)
 
     # Table.
@@ -425,6 +433,7 @@ def evaluate(path: Path, args: argparse.Namespace, prices: Any, tokenizer: Any) 
     print(
         f"task rules: {rules_us:.1f} µs median, {rules_p99:.1f} µs p99 per decision; learned "
         f"router: {learned_us:.0f} µs per uncached decision, fit in {fit_seconds:.1f} s"
+        + ("" if check_ms is None else f"; learned answer check: {check_ms:.1f} ms per answer")
     )
     if args.plots:
         plot(

@@ -16,6 +16,7 @@ from costwise.strategies.checks import (
     Verdict,
     all_of,
     any_of,
+    arithmetic_consistent,
     as_check,
     final_answer,
     llm_judge,
@@ -76,6 +77,26 @@ def test_not_truncated() -> None:
     """finish_reason == "length" fails."""
     assert not verdict(not_truncated(), reply("cut", finish_reason="length")).passed
     assert verdict(not_truncated(), reply("whole")).passed
+
+
+@pytest.mark.parametrize(
+    ("text", "passed"),
+    [
+        ("She has 16 - 3 = 13 eggs, so 13 * 2 = <<13*2=26>>26.\n#### 26", True),
+        ("She has 16 - 3 = 14 eggs left.\n#### 14", False),
+        ("Total: $<<20000-20000*21/100=16000>>16,000.", False),
+        ("So 4 x 12 + 2 = 50 and 1,000 * 2 = 2,000 and 7.5% of 19 = 1.43", True),
+        ("No arithmetic here at all.", True),
+    ],
+    ids=["right", "wrong-step", "wrong-annotation", "forms", "nothing-to-check"],
+)
+def test_arithmetic_consistent(text: str, passed: bool) -> None:
+    """Written-out steps are recomputed; a wrong one fails the answer."""
+    verdict_ = verdict(arithmetic_consistent(), reply(text))
+    assert verdict_.passed is passed
+    if not passed:
+        assert "wrong arithmetic" in (verdict_.reason or "")
+    assert verdict(arithmetic_consistent(max_wrong=1), reply(text)).passed
 
 
 def test_final_answer() -> None:

@@ -230,3 +230,49 @@ def test_topic_prior_blends_in() -> None:
     assert router._prior is not None
     (easy, hard) = router.predict(["Please add the thing number 5", "Please prove the thing 6"])
     assert easy[CHEAP] > hard[CHEAP]
+
+
+def test_stacked_predictions_are_calibrated_per_model(fitted: LearnedRouter) -> None:
+    """The stacked regressions keep each model's rates: graded MID sits between 0 and 1."""
+    assert fitted._stack is not None
+    assert len(fitted._calibration) == 120
+    hard = fitted.predict(["Please prove the thing number 999 for me"])[0]
+    easy = fitted.predict(["Please spell the thing number 998 for me"])[0]
+    assert hard[CHEAP] < 0.3 < 0.7 < easy[CHEAP]
+    assert 0.2 < hard[MID] < 0.7 < easy[MID]  # MID scores 0.4 on hard prompts
+    assert hard[STRONG] == easy[STRONG] == 1.0  # one class only: the constant
+
+
+def test_unstacked_and_tiny_fits_average_the_base_predictions() -> None:
+    """stack=False, or too few rows for the folds, predicts without a stacker."""
+    from costwise.routing._outcomes import _parse
+
+    data = list(_parse([json.dumps(r) for r in rows()], "mem"))
+    plain = LearnedRouter(stack=False).fit(data)
+    assert plain._stack is None
+    assert len(plain._calibration) == 120
+    tiny = LearnedRouter().fit(data[:6])
+    assert tiny._stack is None
+    assert tiny._calibration == []
+    for router in (plain, tiny):
+        (p,) = router.predict(["Please add the thing number 5"])
+        assert all(0.0 <= v <= 1.0 for v in p.values())
+    (p,) = plain.predict(["Please prove the thing number 7 for me"])
+    assert p[CHEAP] < p[STRONG]
+
+
+def test_answer_form_reads_the_arithmetic() -> None:
+    """The answer scorer's form features see wrong steps and an underived final answer."""
+    from costwise.routing._answer import _form
+
+    prompt = "Tom has 16 eggs and eats 3. He sells the rest at $2 each."
+    right = _form(prompt, "16 - 3 = 13 eggs, 13 * 2 = 26.\n#### 26")
+    wrong = _form(prompt, "16 - 3 = 12 eggs, 12 * 2 = 24.\n#### 24")
+    guessed = _form(prompt, "16 - 3 = 13 eggs, 13 * 2 = 26.\n#### 30")
+    unused = _form(prompt, "3 * 2 = 6.\n#### 6")
+    *_, r_checked, r_share, r_any, r_used, r_unsupported = right
+    assert (r_share, r_any, r_used, r_unsupported) == (0.0, 0.0, 1.0, 0.0)
+    assert r_checked > 0
+    assert wrong[-3] == 1.0  # a wrong step
+    assert guessed[-1] == 1.0  # 30 is none of the last results
+    assert unused[-2] < 1.0  # 16 never used

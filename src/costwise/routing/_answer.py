@@ -10,6 +10,7 @@ from typing import Any
 from typing_extensions import Self
 
 from .._exceptions import ConfigurationError
+from ._arith import arithmetic_errors, numbers_in
 from ._learned import TextScorer
 
 __all__ = ["AnswerScorer"]
@@ -26,8 +27,9 @@ _HEDGE = re.compile(
 
 
 def _form(prompt: str, answer: str) -> list[float]:
-    """Task-independent features of an answer's form (no model, microseconds)."""
-    tail = answer.strip()[-200:]
+    """Task-independent features of an answer's form (no model, well under a millisecond)."""
+    stripped = answer.strip()
+    tail = stripped[-200:]
     final = _FINAL.search(tail)
     value: float | None = None
     if final is not None:
@@ -36,6 +38,17 @@ def _form(prompt: str, answer: str) -> list[float]:
         except ValueError:
             value = None
     numbers = _NUMBER.findall(answer)
+    checked, wrong = arithmetic_errors(answer)
+    given = numbers_in(prompt)
+    # An answer that never uses some of the prompt's numbers often missed a condition.
+    used = len(given & numbers_in(answer)) / len(given) if given else 1.0
+    # A final answer that is none of the last results worked out was not derived.
+    unsupported = 0.0
+    if final is not None:
+        before = numbers_in(
+            " ".join(_NUMBER.findall(stripped[: len(stripped) - len(tail) + final.start()])[-3:])
+        )
+        unsupported = 0.0 if numbers_in(final.group(1)) <= before else 1.0
     return [
         1.0 if final is not None else 0.0,
         1.0 if value is not None and value.is_integer() else 0.0,
@@ -44,6 +57,11 @@ def _form(prompt: str, answer: str) -> list[float]:
         math.log1p(len(prompt)) / 8,
         math.log1p(answer.count("\n")) / 4,
         math.log1p(len(numbers)) / 4,
+        math.log1p(checked) / 2,
+        min(wrong, 3) / 3,
+        1.0 if wrong else 0.0,
+        used,
+        unsupported,
     ]
 
 

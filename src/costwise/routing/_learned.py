@@ -177,20 +177,86 @@ def _fit_prompt_models(
 def _predict_prompt_models(
     scorers: Mapping[str, TextScorer], prior: _TopicPrior | None, prompts: Sequence[str]
 ) -> dict[str, Any]:
+    """The averaged prediction (prompt's words and topic, equally weighted): no stacker."""
     columns = {m: scorer.predict(prompts) for m, scorer in scorers.items()}
     if prior is not None:
-        # The prompt's own words and its topic's rate, equally weighted.
         for m, rates in prior.predict(prompts).items():
             columns[m] = (columns[m] + rates) / 2
     return columns
+
+
+def _base_features(
+    scorers: Mapping[str, TextScorer], prior: _TopicPrior | None, prompts: Sequence[str]
+) -> Any:
+    """Every base prediction of every model, as logits: one row per prompt."""
+    import numpy as np
+
+    columns = [scorer.predict(prompts) for scorer in scorers.values()]
+    if prior is not None:
+        columns += list(prior.predict(prompts).values())
+    p = np.clip(np.column_stack(columns), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+class _Stack:
+    """One small logistic regression per model over all models' base predictions.
+
+    The base predictions (each model's words-based and topic-based success rate) are
+    neither calibrated nor independent, and what routing needs is their *difference*
+    between models. Learning each model's success from all of them, on out-of-fold
+    predictions, calibrates that difference: in cross-validation inside the fit half of
+    MMLU it raised the cost reduction at 95% of GPT-4's accuracy from about 51% (the
+    average of the two) to about 55%.
+    """
+
+    def __init__(self, c: float) -> None:
+        self.c = c
+        self._center: Any = None
+        self._scale: Any = None
+        self._models: dict[str, Any] = {}
+        self._constants: dict[str, float] = {}
+
+    def fit(self, x: Any, columns: Mapping[str, Sequence[float | None]]) -> Self:
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        self._center, self._scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+        z = (x - self._center) / self._scale
+        for model, scores in columns.items():
+            known = np.array([v is not None for v in scores])
+            s = np.array([0.0 if v is None else float(v) for v in scores])[known]
+            if not len(s) or s.min() == s.max():
+                self._constants[model] = float(s[0]) if len(s) else 0.5
+                continue
+            # A graded score is a weighted pair of rows, as in TextScorer.
+            labels = np.concatenate([np.ones(len(s)), np.zeros(len(s))])
+            weights = np.concatenate([s, 1.0 - s])
+            keep = weights > 0
+            rows = np.vstack([z[known], z[known]])
+            self._models[model] = LogisticRegression(C=self.c, max_iter=2000).fit(
+                rows[keep], labels[keep], sample_weight=weights[keep]
+            )
+        return self
+
+    def predict(self, x: Any) -> dict[str, Any]:
+        import numpy as np
+
+        z = (x - self._center) / self._scale
+        out = {m: np.full(len(x), v) for m, v in self._constants.items()}
+        for model, lr in self._models.items():
+            out[model] = lr.predict_proba(z)[:, 1]
+        return out
 
 
 class LearnedRouter:
     """Routes each prompt to the model with the best expected value: success minus cost.
 
     Use it when you have labelled outcomes for your traffic (prompts, and which models
-    answered them well) and more than one model to choose from. It fits one `TextScorer`
-    per model, predicting that model's chance of a good answer from the prompt alone, and
+    answered them well) and more than one model to choose from. It predicts each model's
+    chance of a good answer from the prompt alone: one `TextScorer` per model (the prompt's
+    words) and per-topic success rates (prompts clustered by wording) are the base
+    predictions, and a small stacked logistic regression per model, fit on their
+    out-of-fold values, turns all of them into calibrated probabilities. It
     estimates each model's cost for the prompt from its price (prompt length, typical answer
     length). For a new prompt it picks the model maximising
     ``P(good answer) - cost / wtp``: a pricier model is used only when its predicted gain in
@@ -205,9 +271,12 @@ class LearnedRouter:
         wtp: willingness to pay, in USD per additional good answer (``inf``: always the
             model predicted best).
         c: inverse regularisation strength of each model's logistic regression.
-        topics: how many topic clusters back the per-prompt predictions (each prediction
-            is the average of the prompt's own and its topic's success rate); used when
-            there are at least 20 fit rows per topic, ``0`` turns it off.
+        topics: how many topic clusters give the per-topic success rates; used when there
+            are at least 20 fit rows per topic, ``0`` turns it off.
+        stack: combine the base predictions with the stacked regression (needs at least
+            ``2 * calibration_folds`` rows); ``False`` averages each model's word-based and
+            topic-based rates, the simpler and weaker predictor.
+        stack_c: inverse regularisation strength of the stacked regressions.
 
     Example:
         >>> router = LearnedRouter().fit(load_outcomes("outcomes.jsonl"))
@@ -216,13 +285,23 @@ class LearnedRouter:
         'mixtral-8x7b-instruct'
     """
 
-    def __init__(self, *, wtp: float = 1.0, c: float = 1.0, topics: int = 20) -> None:
+    def __init__(
+        self,
+        *,
+        wtp: float = 1.0,
+        c: float = 1.0,
+        topics: int = 20,
+        stack: bool = True,
+        stack_c: float = 0.1,
+    ) -> None:
         if not wtp > 0:
             msg = f"LearnedRouter: wtp must be positive, got {wtp!r}"
             raise ConfigurationError(msg)
         self.wtp = wtp
         self.c = c
         self.topics = topics
+        self.stack = stack
+        self.stack_c = stack_c
         self.models: list[str] = []
         """Model names, cheapest first."""
         self.rates: dict[str, tuple[float, float]] = {}
@@ -233,6 +312,7 @@ class LearnedRouter:
         """The typical answer length of each model, in tokens."""
         self._scorers: dict[str, TextScorer] = {}
         self._prior: _TopicPrior | None = None
+        self._stack: _Stack | None = None
         self._calibration: list[tuple[dict[str, float], dict[str, float]]] = []
         self._memo: dict[str, dict[str, float]] = {}
 
@@ -245,7 +325,7 @@ class LearnedRouter:
         prices: PriceTable | None = None,
         costs: Mapping[str, float] | None = None,
         output_tokens: int | None = None,
-        calibration_folds: int = 3,
+        calibration_folds: int = 5,
     ) -> Self:
         """Fit on labelled outcomes; returns self.
 
@@ -268,10 +348,16 @@ class LearnedRouter:
         self._set_costs(rows, names, prices, costs, output_tokens)
         typical = {m: self._cost(m, 4 * 200) for m in names}  # a 200-token prompt
         self.models = sorted(names, key=lambda m: (typical[m], m))
-        self._scorers, self._prior = _fit_prompt_models(rows, self.models, self.c, self.topics)
+        folds = calibration_folds
+        # Every fold must have the same base predictions as the final fit: topic rates
+        # only when even a fold's training part has enough rows for them.
+        smallest = len(rows) - -(-len(rows) // max(folds, 1))
+        topics = self.topics if smallest >= 20 * self.topics else 0
+        self._scorers, self._prior = _fit_prompt_models(rows, self.models, self.c, topics)
+        self._stack = None
+        oof = self._out_of_fold(rows, folds, topics)
         self._calibration = [
-            (pred, self.costs_for(row.prompt))
-            for pred, row in zip(self._out_of_fold(rows, calibration_folds), rows, strict=False)
+            (pred, self.costs_for(row.prompt)) for pred, row in zip(oof, rows, strict=False)
         ]
         self._memo = {}
         return self
@@ -325,18 +411,41 @@ class LearnedRouter:
         size = len(prompt.encode())
         return {m: self._cost(m, size) for m in self.models}
 
-    def _out_of_fold(self, rows: list[Outcome], folds: int) -> list[dict[str, float]]:
+    def _out_of_fold(self, rows: list[Outcome], folds: int, topics: int) -> list[dict[str, float]]:
+        """Out-of-fold predictions on the fit rows; fits the stacker on the way."""
         if folds < 2 or len(rows) < 2 * folds:
             return []
-        predictions: list[dict[str, float]] = [{} for _ in rows]
-        for k in range(folds):
+        import numpy as np
+
+        held_out = [[i for i in range(len(rows)) if i % folds == k] for k in range(folds)]
+        base: Any = None
+        columns: dict[str, Any] = {}
+        for k, held in enumerate(held_out):
             train = [r for i, r in enumerate(rows) if i % folds != k]
-            held = [i for i in range(len(rows)) if i % folds == k]
-            scorers, prior = _fit_prompt_models(train, self.models, self.c, self.topics)
-            columns = _predict_prompt_models(scorers, prior, [rows[i].prompt for i in held])
-            for j, i in enumerate(held):
-                predictions[i] = {m: float(columns[m][j]) for m in self.models}
-        return predictions
+            scorers, prior = _fit_prompt_models(train, self.models, self.c, topics)
+            prompts = [rows[i].prompt for i in held]
+            if self.stack:
+                x = _base_features(scorers, prior, prompts)
+                if base is None:
+                    base = np.zeros((len(rows), x.shape[1]))
+                base[held] = x
+            else:
+                for m, v in _predict_prompt_models(scorers, prior, prompts).items():
+                    columns.setdefault(m, np.zeros(len(rows)))[held] = v
+        if self.stack:
+            scores = {
+                m: [r.models[m].score if m in r.models else None for r in rows] for m in self.models
+            }
+            self._stack = _Stack(self.stack_c).fit(base, scores)
+            # The stacker's own out-of-fold predictions, for calibration.
+            for k, held in enumerate(held_out):
+                train_idx = [i for i in range(len(rows)) if i % folds != k]
+                part = _Stack(self.stack_c).fit(
+                    base[train_idx], {m: [v[i] for i in train_idx] for m, v in scores.items()}
+                )
+                for m, v in part.predict(base[held]).items():
+                    columns.setdefault(m, np.zeros(len(rows)))[held] = v
+        return [{m: float(columns[m][i]) for m in self.models} for i in range(len(rows))]
 
     # -- predicting --------------------------------------------------------------------------
 
@@ -345,7 +454,10 @@ class LearnedRouter:
         if not self._scorers:
             msg = "LearnedRouter: call fit() first"
             raise ConfigurationError(msg)
-        columns = _predict_prompt_models(self._scorers, self._prior, prompts)
+        if self._stack is not None:
+            columns = self._stack.predict(_base_features(self._scorers, self._prior, prompts))
+        else:
+            columns = _predict_prompt_models(self._scorers, self._prior, prompts)
         return [{m: float(columns[m][i]) for m in self.models} for i in range(len(prompts))]
 
     def choose(

@@ -25,6 +25,7 @@ check                         helps when
 `valid_json`/`matches_schema` the request uses ``response_format`` (small models break JSON)
 `valid_tool_calls`            the request has ``tools`` (small models invent names/arguments)
 `final_answer`                tasks with one final answer in a known form (math, multiple choice)
+`arithmetic_consistent`       math word problems: a worked step with wrong arithmetic (3*4=13)
 `logprob_confidence`          classification/extraction with short answers; needs logprobs
 `self_agreement`              reasoning tasks: several cheap samples agreeing is a strong signal
 `llm_judge`                   open-ended answers where no rule can tell good from bad
@@ -55,6 +56,7 @@ __all__ = [
     "Verdict",
     "all_of",
     "any_of",
+    "arithmetic_consistent",
     "as_check",
     "final_answer",
     "llm_judge",
@@ -298,6 +300,34 @@ def final_answer(
         return _ok()
 
     return _Fn("final_answer", judge)
+
+
+def arithmetic_consistent(*, max_wrong: int = 0) -> Check:
+    """Fail an answer whose written-out arithmetic is wrong (``3 * 4 = 13``).
+
+    When it helps: math word problems and anything else where the cheap model shows its
+    working. Each step ``a op b = c`` (and calculator annotations ``<<a*b=c>>``) is
+    recomputed; a wrong step almost always means a wrong final answer (on GSM8K, 46 of 51
+    flagged Mixtral answers in the fit half were wrong, against 32% of all its answers).
+    It flags few answers (about 8% there), so pair it with a broader check, such as a
+    learned score (`costwise.routing.AnswerScorer`, which reads the same signal). Pure
+    Python, microseconds; answers with no arithmetic pass.
+
+    Args:
+        max_wrong: how many wrong steps to tolerate.
+
+    Example:
+        >>> Cascade(["mixtral-8x7b-instruct", "gpt-4o"], check=arithmetic_consistent())
+    """
+    from ..routing._arith import arithmetic_errors
+
+    def judge(call: Call, response: Any) -> Verdict:
+        checked, wrong = arithmetic_errors(_text(response))
+        if wrong > max_wrong:
+            return _fail(f"wrong arithmetic in {wrong} of {checked} steps", 1 - wrong / checked)
+        return _ok(None if not checked else 1 - wrong / checked)
+
+    return _Fn("arithmetic_consistent", judge)
 
 
 # -- structured output ------------------------------------------------------------------------
