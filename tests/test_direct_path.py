@@ -7,9 +7,11 @@ call: a client whose only strategy never acts (a ModelOverride for another featu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -82,19 +84,21 @@ def _comparable(client: CostwiseClient | AsyncCostwiseClient) -> list[dict[str, 
     ]
 
 
-def _options(strategies: list[Any]) -> dict[str, Any]:
+def _options(strategies: list[Any], ledger: Any = None) -> dict[str, Any]:
     return {
         "api_key": "k",
         "base_url": "http://test/v1",
         "max_retries": 0,
-        "ledger": MemoryStore(),
+        "ledger": ledger if ledger is not None else MemoryStore(),
         "strategies": strategies,
     }
 
 
-def _sync_entries(setup: Setup, kwargs: dict[str, Any], strategies: list[Any]) -> Any:
+def _sync_entries(
+    setup: Setup, kwargs: dict[str, Any], strategies: list[Any], ledger: Any = None
+) -> Any:
     http = httpx2.Client(transport=httpx2.MockTransport(setup()))
-    with CostwiseClient(http_client=http, **_options(strategies)) as client:
+    with CostwiseClient(http_client=http, **_options(strategies, ledger)) as client:
         assert client._costwise.direct == (not strategies)  # the path under test
         outcome: Any
         try:
@@ -117,7 +121,7 @@ async def _async_entries(setup: Setup, kwargs: dict[str, Any], strategies: list[
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_direct_path_records_what_the_pipeline_records(name: str) -> None:
+def test_direct_path_records_what_the_pipeline_records(name: str, tmp_path: Path) -> None:
     setup, kwargs = SCENARIOS[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", costwise.CostwiseWarning)
@@ -126,6 +130,21 @@ def test_direct_path_records_what_the_pipeline_records(name: str) -> None:
     assert direct[1], "no ledger entry written"
     assert direct == general
     (entry,) = direct[1]
+    # the same through the SQLite ledger, and in its journal: what a killed process would
+    # leave behind
+    from costwise.ledger._journal import decode
+
+    http = httpx2.Client(transport=httpx2.MockTransport(setup()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", costwise.CostwiseWarning)
+        opts = _options([], tmp_path / "ledger.sqlite")
+        with CostwiseClient(http_client=http, **opts) as client:
+            with contextlib.suppress(openai.APIStatusError):
+                client.chat.completions.create(messages=MSGS, **kwargs)
+            files = sorted((tmp_path / "ledger.sqlite.journal").iterdir())
+            in_journal = [e for f in files for e in decode(f.read_bytes())]
+            assert _comparable(client) == direct[1]
+    assert [e.to_dict() for e in in_journal] == [e.to_dict() for e in client.ledger.entries()]
     assert entry["final"] and entry["strategy"] is None
     assert entry["estimated"] == (name == "no usage reported")
 
