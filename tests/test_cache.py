@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -526,3 +527,96 @@ def test_web_search_answers_are_not_cached_unless_asked() -> None:
             model="gpt-4o-mini", messages=msgs, web_search_options={}, cache=True
         )
     assert len(provider.requests) == 3
+
+
+class SlowProxy:
+    """A TCP proxy to a real redis-server that delays every reply: a slow network."""
+
+    def __init__(self, target: str, delay: float) -> None:
+        import socket
+        import threading
+        from urllib.parse import urlparse
+
+        parsed = urlparse(target)
+        self.target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        self.delay = delay
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, self.delay), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pump(src: Any, dst: Any, delay: float) -> None:
+        import time as _time
+
+        try:
+            while data := src.recv(65536):
+                if delay:
+                    _time.sleep(delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.anyio
+async def test_async_client_keeps_serving_while_redis_is_slow(redis_url: str) -> None:
+    """Redis calls of the async client run in a worker thread: the event loop never stalls."""
+    import anyio
+
+    proxy = SlowProxy(redis_url, delay=0.15)
+    store = RedisCacheStore(proxy.url, prefix=f"slow:{time.time_ns()}:", timeout=5.0)
+    env = Env("async", ResponseCache(store))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ticker)
+        start = time.perf_counter()
+        await env.ask(temperature=0)  # a miss: a slow GET, the upstream call, a slow SET
+        hit = await env.ask(temperature=0)  # a hit: a slow GET
+        elapsed = time.perf_counter() - start
+        tasks.cancel_scope.cancel()
+    assert is_hit(hit) and env.upstream == 1
+    assert elapsed >= 0.45  # three delayed round trips at least
+    # a blocked loop would tick ~0 times during those round trips; allow for a busy machine
+    assert ticks >= elapsed / 0.01 * 0.3, (ticks, elapsed)
+    store.close()
+    proxy.close()
+
+
+def test_sync_client_works_through_a_slow_redis(redis_url: str) -> None:
+    """The sync client calls the same store in place; a slow network only costs time."""
+    proxy = SlowProxy(redis_url, delay=0.05)
+    store = RedisCacheStore(proxy.url, prefix=f"slow-sync:{time.time_ns()}:", timeout=5.0)
+    env = Env("sync", ResponseCache(store))
+    first = env.client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, temperature=0)
+    hit = env.client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, temperature=0)
+    assert not is_hit(first) and is_hit(hit) and env.upstream == 1
+    store.close()
+    proxy.close()

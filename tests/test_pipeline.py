@@ -301,3 +301,48 @@ def test_strategy_raising_loses_no_entry() -> None:
         client.chat.completions.create(model="gpt-4o", messages=MSGS)
     (entry,) = store.entries()
     assert entry.status == "ok" and entry.final and entry.baseline_nanos == 0
+
+
+class Lookup:
+    """Waits on 'the network' through Blocking: gets a value, and an error thrown back in."""
+
+    name = "lookup"
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def _fetch(self, key: str) -> str:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        if key == "missing":
+            raise KeyError(key)
+        return f"value of {key}"
+
+    def flow(self, call: Call) -> Flow:
+        from costwise import Blocking
+
+        value = yield Blocking(self._fetch, "model")
+        assert value == "value of model"
+        try:
+            yield Blocking(self._fetch, "missing")
+        except KeyError as exc:
+            call.trace.act(self.name, looked_up=value, missing=str(exc))
+        return (yield call)
+
+
+@pytest.mark.anyio
+async def test_blocking_io_from_a_flow(mode: str) -> None:
+    """Blocking(fn, ...) is called in place by the sync client, in a worker thread by async."""
+    import threading
+
+    lookup = Lookup()
+    result, store = await make(mode, FakeProvider(), [lookup])
+    assert isinstance(result, ChatCompletion)
+    (entry,) = list(store.entries())
+    assert entry.strategy == "lookup" and entry.detail["looked_up"] == "value of model"
+    main = threading.main_thread().name
+    if mode == "sync":
+        assert lookup.threads == [main, main]
+    else:
+        assert len(lookup.threads) == 2 and main not in lookup.threads

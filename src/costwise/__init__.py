@@ -26,7 +26,7 @@ from ._exceptions import (
     UnknownModelError,
 )
 from ._feature import current_feature, feature
-from ._pipeline import Answer, Pipeline
+from ._pipeline import Answer, Blocking, Pipeline
 from ._streaming import AsyncCostwiseStream, CostwiseStream
 
 try:
@@ -39,6 +39,7 @@ __all__ = [
     "AsyncCostwiseClient",
     "AsyncCostwiseStream",
     "BatchError",
+    "Blocking",
     "BudgetExceededError",
     "Call",
     "CallTrace",

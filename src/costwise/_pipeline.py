@@ -19,7 +19,7 @@ from ._call import Call
 from ._exceptions import ConfigurationError, CostwiseWarning, StrategyError
 from .typing import Flow, StrategyLike
 
-__all__ = ["Answer", "Pipeline", "Step", "arun", "run"]
+__all__ = ["Answer", "Blocking", "Pipeline", "Step", "arun", "run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,28 @@ class Answer:
     """What an ``async_flow`` yields last: its final response (async generators can't return)."""
 
     response: Any
+
+
+@dataclass(frozen=True, init=False, slots=True)
+class Blocking:
+    """Yield it from a flow to make a blocking call (network I/O) without blocking a loop.
+
+    The sync client calls ``fn(*args)`` in place; the async client runs it in a worker
+    thread, so the event loop keeps serving other requests meanwhile. Either way the flow
+    is sent its return value, or its exception is thrown in at the ``yield``. Use it for
+    calls that wait on the network (a Redis round trip), not for fast local work, which
+    a thread hop would only slow down.
+
+    Example:
+        >>> raw = yield Blocking(store.get, key)
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "args", args)
 
 
 class _Rewrite:
@@ -162,7 +184,10 @@ def _result(step: Step, value: Any) -> Any:
 
 
 def _not_a_call(step: Step, value: Any) -> StrategyError:
-    msg = f"strategy {step.name!r} yielded {type(value).__name__}, not a costwise Call"
+    msg = (
+        f"strategy {step.name!r} yielded {type(value).__name__}, "
+        f"not a costwise Call (or costwise.Blocking)"
+    )
     return StrategyError(msg, strategy=step.strategy)
 
 
@@ -182,15 +207,23 @@ def run(steps: tuple[Step, ...], call: Call, terminal: Callable[[Call], Any]) ->
         try:
             out = next(gen)
             while True:
-                if not isinstance(out, Call):
+                if isinstance(out, Call):
+                    try:
+                        resp = at(i + 1, out)
+                    except Exception as exc:
+                        out = gen.throw(exc)
+                    else:
+                        out = gen.send(resp)
+                elif isinstance(out, Blocking):
+                    try:
+                        value = out.fn(*out.args)
+                    except Exception as exc:
+                        out = gen.throw(exc)
+                    else:
+                        out = gen.send(value)
+                else:
                     gen.close()
                     raise _not_a_call(step, out)
-                try:
-                    resp = at(i + 1, out)
-                except Exception as exc:
-                    out = gen.throw(exc)
-                else:
-                    out = gen.send(resp)
         except StopIteration as stop:
             return _result(step, stop.value)
 
@@ -217,19 +250,33 @@ async def arun(
         try:
             out = next(gen)
             while True:
-                if not isinstance(out, Call):
+                if isinstance(out, Call):
+                    try:
+                        resp = await at(i + 1, out)
+                    except Exception as exc:
+                        out = gen.throw(exc)
+                    else:
+                        out = gen.send(resp)
+                elif isinstance(out, Blocking):
+                    try:
+                        value = await _in_thread(out)
+                    except Exception as exc:
+                        out = gen.throw(exc)
+                    else:
+                        out = gen.send(value)
+                else:
                     gen.close()
                     raise _not_a_call(step, out)
-                try:
-                    resp = await at(i + 1, out)
-                except Exception as exc:
-                    out = gen.throw(exc)
-                else:
-                    out = gen.send(resp)
         except StopIteration as stop:
             return _result(step, stop.value)
 
     return await at(0, call)
+
+
+async def _in_thread(blocking: Blocking) -> Any:
+    import anyio.to_thread  # the SDK's own dependency; works under asyncio and trio
+
+    return await anyio.to_thread.run_sync(lambda: blocking.fn(*blocking.args))
 
 
 async def _agen(step: Step, i: int, call: Call, at: Callable[[int, Call], Awaitable[Any]]) -> Any:

@@ -14,7 +14,12 @@ async client (the design of httpx's ``Auth.auth_flow``)::
 - Yielding several times makes several attempts (a cascade).
 - An upstream exception is thrown into the generator at the ``yield``; catch it to fall back,
   or let it propagate unchanged.
-- Yielding anything but a `Call`, or returning ``None``, raises `StrategyError`.
+- A flow that must wait on the network (a Redis round trip) yields
+  ``costwise.Blocking(fn, *args)`` and is sent ``fn(*args)``: called in place by the sync
+  client, in a worker thread by the async one, so one implementation never blocks an
+  event loop.
+- Yielding anything but a `Call` or a `Blocking`, or returning ``None``, raises
+  `StrategyError`.
 
 Optional attributes a strategy may define:
 
@@ -47,6 +52,7 @@ if TYPE_CHECKING:
 
     from ._call import Call
     from ._compat import Body, Headers, Query
+    from ._pipeline import Blocking
 
 __all__ = [
     "AsyncFlow",
@@ -59,8 +65,9 @@ __all__ = [
     "StrategyLike",
 ]
 
-Flow = Generator["Call", Any, Any]
-"""A strategy's generator: yields `Call`s, is sent responses, returns the final response."""
+Flow = Generator[Union["Call", "Blocking"], Any, Any]
+"""A strategy's generator: yields `Call`s (and `costwise.Blocking` I/O), is sent responses
+(and I/O results), returns the final response."""
 
 AsyncFlow = AsyncGenerator["Call", Any]
 """The async escape hatch: an async generator that yields `Call`s and is sent responses.

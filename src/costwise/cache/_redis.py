@@ -61,6 +61,10 @@ class RedisCacheStore:
         >>> ResponseCache(RedisCacheStore("redis://cache.internal:6379/0", ttl=86_400))
     """
 
+    blocking = True
+    """Each call waits on a network round trip: the async client calls it from a worker
+    thread (see `costwise.Blocking`), so a slow Redis never stalls the event loop."""
+
     def __init__(
         self,
         url: str | None = None,

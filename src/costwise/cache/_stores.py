@@ -29,7 +29,8 @@ class CacheStore(Protocol):
     Implement it to keep the cache in another engine. Every method must be safe to call
     from several threads; `get` is on the hot path of every hit, so keep it to one lookup.
     A store may raise on failure: `ResponseCache` turns any exception into a miss and a
-    `CostwiseWarning`.
+    `CostwiseWarning`. A store whose calls wait on the network sets a class attribute
+    ``blocking = True``; the async client then calls it from a worker thread.
     """
 
     def get(self, key: str) -> bytes | None:

@@ -12,6 +12,7 @@ from openai.types.chat import ChatCompletion
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning
+from .._pipeline import Blocking
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._scope import scope_of
 from ..cache._serving import cacheable, reusable, serve, when_complete
@@ -124,8 +125,11 @@ class ResponseCache:
         if key is None:
             logger.debug("cache: bypass (not cacheable) for %s", call.feature)
             return (yield call)
+        # A store that waits on the network (Redis) is called through Blocking: in place by
+        # the sync client, from a worker thread by the async one (the loop keeps running).
+        blocking = getattr(self.store, "blocking", False)
         if not call.options.get("cache_refresh"):
-            hit = self._lookup(key)
+            hit = (yield Blocking(self._lookup, key)) if blocking else self._lookup(key)
             if hit is not None:
                 logger.debug("cache: hit %s for %s", key[:12], call.feature)
                 return self._serve(call, hit)
@@ -134,7 +138,10 @@ class ResponseCache:
             logger.debug("cache: refresh %s for %s", key[:12], call.feature)
         response = yield call
         if call.trace.hit is None:  # an inner strategy (semantic cache) answered: not exact
-            self._keep(call, key, response)
+            if blocking and isinstance(response, ChatCompletion):
+                yield Blocking(self._keep, call, key, response)
+            else:  # a stream is stored when it ends, from its done callback
+                self._keep(call, key, response)
         return response
 
     def _key(self, call: Call) -> str | None:
