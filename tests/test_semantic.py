@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+from typing_extensions import override
 
 from costwise import CostwiseWarning
 from costwise.cache import MemoryCacheStore, is_hit
@@ -392,3 +393,46 @@ def test_long_questions_bypass_the_semantic_cache() -> None:
         )
     assert len(provider.requests) == 2
     assert all(e.kind == "upstream" for e in store.entries())
+
+
+class SlowEmbedder(ToyEmbedder):
+    """A local model that takes a while per question (and says so)."""
+
+    blocking = True
+
+    @override
+    def embed(self, texts: Sequence[str]) -> Any:
+        import time
+
+        time.sleep(0.1)  # inference releases the GIL, like onnxruntime's
+        return super().embed(texts)
+
+
+@pytest.mark.anyio
+async def test_async_embedding_runs_off_the_event_loop() -> None:
+    """A blocking embedder runs in a worker thread under the async client: the loop ticks."""
+    import time
+
+    import anyio
+
+    provider = FakeProvider()
+    cache_ = SemanticCache(MemoryCacheStore(), embedder=SlowEmbedder(), settings=PLAIN)
+    client = fake_async_client(provider, strategies=[cache_])
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ticker)
+        start = time.perf_counter()
+        await client.chat.completions.create(**ASK, messages=user("reset my password"))
+        hit = await client.chat.completions.create(**ASK, messages=user("reset my password please"))
+        elapsed = time.perf_counter() - start
+        tasks.cancel_scope.cancel()
+    assert is_hit(hit) and len(provider.calls()) == 1
+    assert elapsed >= 0.2
+    assert ticks >= elapsed / 0.01 * 0.3, (ticks, elapsed)  # a stalled loop ticks ~0 times

@@ -28,6 +28,8 @@ class Embedder(Protocol):
     ``embed(texts)`` returns a float32 array of shape ``(len(texts), dim)`` whose rows have
     unit L2 norm, so a dot product is the cosine similarity. `name` identifies the model
     (vectors from two different models must never share an index) and `dim` its width.
+    An embedder whose ``embed`` takes milliseconds (local inference) may set a class
+    attribute ``blocking = True``: the async client then calls it from a worker thread.
     """
 
     name: str
@@ -79,6 +81,9 @@ class LocalMiniLM:
 
     name = "all-MiniLM-L6-v2-int8"
     dim = 384
+    blocking = True
+    """An embedding takes milliseconds of inference that release the GIL: the async client
+    runs it in a worker thread (see `costwise.Blocking`) instead of on its event loop."""
 
     def __init__(
         self,

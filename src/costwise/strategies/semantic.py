@@ -15,6 +15,7 @@ from openai.types.chat import ChatCompletion
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning
+from .._pipeline import Blocking
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._scope import scope_of
 from ..cache._serving import cacheable, reusable, serve, when_complete
@@ -181,7 +182,10 @@ class SemanticCache:
             _warn(f"semantic cache: embedding failed ({type(exc).__name__}: {exc}); miss")
             return (yield call)
         if not call.options.get("cache_refresh"):
-            hit = self._lookup(partition, question, vector)
+            if getattr(self.store, "blocking", False):  # a Redis store: off the event loop
+                hit = yield Blocking(self._lookup, partition, question, vector)
+            else:
+                hit = self._lookup(partition, question, vector)
             if hit is not None:
                 completion, entry, cosine, score = hit
                 call.trace.answered(
@@ -195,7 +199,10 @@ class SemanticCache:
                 return self._serve(call, completion, entry)
         response = yield call
         if call.trace.hit is None:
-            self._keep(call, partition, question, vector, response)
+            if getattr(self.store, "blocking", False) and isinstance(response, ChatCompletion):
+                yield Blocking(self._keep, call, partition, question, vector, response)
+            else:  # a stream is stored when it ends, from its done callback
+                self._keep(call, partition, question, vector, response)
         return response
 
     def _partition(self, call: Call) -> tuple[str, str] | None:
@@ -230,6 +237,10 @@ class SemanticCache:
         flow = getattr(self.embedder, "flow", None)
         if flow is not None:
             vectors = yield from flow(call, [question])
+        elif getattr(self.embedder, "blocking", False):
+            # milliseconds of model inference that release the GIL: under the async client
+            # they run in a worker thread while the loop serves other requests
+            vectors = yield Blocking(self.embedder.embed, [question])
         else:
             vectors = self.embedder.embed([question])
         return vectors[0]
