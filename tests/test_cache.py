@@ -24,6 +24,7 @@ from costwise.testing import (
     fake_async_client,
     fake_client,
 )
+from loopwatch import watch_loop
 from redisserver import redis_url, start_redis
 
 __all__ = ["redis_url"]
@@ -582,30 +583,15 @@ class SlowProxy:
 @pytest.mark.anyio
 async def test_async_client_keeps_serving_while_redis_is_slow(redis_url: str) -> None:
     """Redis calls of the async client run in a worker thread: the event loop never stalls."""
-    import anyio
-
     proxy = SlowProxy(redis_url, delay=0.15)
     store = RedisCacheStore(proxy.url, prefix=f"slow:{time.time_ns()}:", timeout=5.0)
     env = Env("async", ResponseCache(store))
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.01)
-            ticks += 1
-
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(ticker)
-        start = time.perf_counter()
+    async with watch_loop() as watch:
         await env.ask(temperature=0)  # a miss: a slow GET, the upstream call, a slow SET
         hit = await env.ask(temperature=0)  # a hit: a slow GET
-        elapsed = time.perf_counter() - start
-        tasks.cancel_scope.cancel()
     assert is_hit(hit) and env.upstream == 1
-    assert elapsed >= 0.45  # three delayed round trips at least
-    # a blocked loop would tick ~0 times during those round trips; allow for a busy machine
-    assert ticks >= elapsed / 0.01 * 0.3, (ticks, elapsed)
+    assert watch.elapsed >= 0.45  # three delayed round trips at least
+    assert watch.loop_kept_running(), (watch.ticks, watch.elapsed)
     store.close()
     proxy.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from costwise.semantic import (
 )
 from costwise.strategies import SemanticCache
 from costwise.testing import Error, FakeProvider, fake_async_client, fake_client
+from loopwatch import watch_loop
 from redisserver import redis_url
 
 __all__ = ["redis_url"]  # the session fixture, re-exported for pytest
@@ -301,22 +302,26 @@ def test_persisted_index_answers_after_a_restart(tmp_path: Path) -> None:
     assert is_hit(hit) and len(provider.calls()) == 1
 
 
+def _workers(redis_url: str, prefix: str, store: Callable[[], Any]) -> list[SemanticCache]:
+    """Two workers' semantic caches sharing one Redis index, each with `store()`."""
+    return [
+        SemanticCache(
+            store(),
+            embedder=ToyEmbedder(),
+            settings=PLAIN,
+            index=RedisSemanticIndex(64, redis_url, prefix=prefix, sync_interval=0),
+        )
+        for _ in range(2)
+    ]
+
+
 def test_workers_share_entries_through_redis(redis_url: str) -> None:
     """Two workers with a Redis store and index: one caches, the other answers."""
     from costwise.cache import RedisCacheStore
 
     provider = FakeProvider()
     prefix = "test-semantic-workers:"
-
-    def worker() -> SemanticCache:
-        return SemanticCache(
-            RedisCacheStore(redis_url, prefix=prefix + "entry:"),
-            embedder=ToyEmbedder(),
-            settings=PLAIN,
-            index=RedisSemanticIndex(64, redis_url, prefix=prefix, sync_interval=0),
-        )
-
-    caches = [worker(), worker()]
+    caches = _workers(redis_url, prefix, lambda: RedisCacheStore(redis_url, prefix=prefix + "e:"))
     one = fake_client(provider, strategies=[caches[0]])
     two = fake_client(provider, strategies=[caches[1]])
     two.chat.completions.create(**ASK, messages=user("what are the opening hours"))
@@ -332,17 +337,12 @@ def test_shared_index_never_points_at_a_queued_disk_entry(redis_url: str, tmp_pa
     from costwise.cache import DiskCacheStore
 
     provider = FakeProvider()
-    prefix = "test-semantic-disk-workers:"
-
-    def worker() -> SemanticCache:  # two processes on one host: one directory, one Redis index
-        return SemanticCache(
-            DiskCacheStore(tmp_path / "store", flush_interval=60),
-            embedder=ToyEmbedder(),
-            settings=PLAIN,
-            index=RedisSemanticIndex(64, redis_url, prefix=prefix, sync_interval=0),
-        )
-
-    caches = [worker(), worker()]
+    # two processes on one host: one cache directory, one Redis index
+    caches = _workers(
+        redis_url,
+        "test-semantic-disk-workers:",
+        lambda: DiskCacheStore(tmp_path / "store", flush_interval=60),
+    )
     one = fake_client(provider, strategies=[caches[0]])
     two = fake_client(provider, strategies=[caches[1]])
     one.chat.completions.create(**ASK, messages=user("reset my password"))
@@ -411,28 +411,12 @@ class SlowEmbedder(ToyEmbedder):
 @pytest.mark.anyio
 async def test_async_embedding_runs_off_the_event_loop() -> None:
     """A blocking embedder runs in a worker thread under the async client: the loop ticks."""
-    import time
-
-    import anyio
-
     provider = FakeProvider()
     cache_ = SemanticCache(MemoryCacheStore(), embedder=SlowEmbedder(), settings=PLAIN)
     client = fake_async_client(provider, strategies=[cache_])
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.sleep(0.01)
-            ticks += 1
-
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(ticker)
-        start = time.perf_counter()
+    async with watch_loop() as watch:
         await client.chat.completions.create(**ASK, messages=user("reset my password"))
         hit = await client.chat.completions.create(**ASK, messages=user("reset my password please"))
-        elapsed = time.perf_counter() - start
-        tasks.cancel_scope.cancel()
     assert is_hit(hit) and len(provider.calls()) == 1
-    assert elapsed >= 0.2
-    assert ticks >= elapsed / 0.01 * 0.3, (ticks, elapsed)  # a stalled loop ticks ~0 times
+    assert watch.elapsed >= 0.2
+    assert watch.loop_kept_running(), (watch.ticks, watch.elapsed)  # a stalled loop: ~0 ticks

@@ -1,0 +1,45 @@
+"""Checks that an event loop keeps running while a coroutine waits on slow I/O."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+
+TICK = 0.01
+
+
+class Watch:
+    """How often the loop got to run a 10 ms ticker, and over how long."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.elapsed = 0.0
+
+    def loop_kept_running(self, share: float = 0.3) -> bool:
+        """Whether the ticker ran at least `share` of the times it could have.
+
+        A loop blocked by synchronous I/O ticks about zero times; `share` leaves room for a
+        busy machine.
+        """
+        return self.ticks >= self.elapsed / TICK * share
+
+
+@asynccontextmanager
+async def watch_loop() -> AsyncIterator[Watch]:
+    """Run a ticker task beside the block; the `Watch` says whether the loop stalled."""
+    watch = Watch()
+
+    async def ticker() -> None:
+        while True:
+            await anyio.sleep(TICK)
+            watch.ticks += 1
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ticker)
+        start = time.perf_counter()
+        yield watch
+        watch.elapsed = time.perf_counter() - start
+        tasks.cancel_scope.cancel()
