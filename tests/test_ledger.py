@@ -9,12 +9,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typing_extensions import override
@@ -388,3 +390,53 @@ def test_ids_are_unique_and_renewed_in_a_forked_child() -> None:
     assert len(child) == 32
     assert child[:16] != ids[0][:16]
     assert new_id()[:16] == ids[0][:16]
+
+
+class FlakySQLite(SQLiteStore):
+    """A SQLite ledger whose first `failures` batch writes fail (a locked or full disk)."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+
+    @override
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            msg = "database is locked"
+            raise LedgerError(msg)
+        super().write_rows(rows)
+
+
+def test_journaled_rows_survive_a_failed_flush(tmp_path: Path) -> None:
+    """Meter rows whose flush fails stay pending (and journaled) and are stored once later."""
+    from costwise.ledger._entry import row_of
+
+    store = FlakySQLite(tmp_path / "l.sqlite", failures=1)
+    ledger = Ledger(store, flush_interval=60)
+    ledger.record([entry(0)])  # an entry object, beside the rows
+    ledger._record_rows([row_of(entry(i)) for i in range(1, 4)])
+    with pytest.warns(CostwiseWarning, match="4 entries are kept"):
+        ledger.flush()
+    assert ledger.pending == 4
+    assert list((tmp_path / "l.sqlite.journal").iterdir()), "the journal must stay"
+    ledger.flush()
+    assert ledger.pending == 0
+    assert sorted(ledger.entries(), key=lambda e: e.id) == [entry(i) for i in range(4)]
+    ledger.close()
+
+
+def test_rows_and_entries_store_the_same() -> None:
+    """write_rows (the flusher's path) stores exactly what write stores."""
+    from costwise.ledger._entry import row_of
+
+    detailed = LedgerEntry(
+        id="d", call_id="c", ts=2.5, feature="f", requested_model="m", model="m",
+        strategy="cache", detail={"similarity": 0.97, "note": "é"}, latency_ms=0.5,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = SQLiteStore(Path(tmp) / "a.sqlite"), SQLiteStore(Path(tmp) / "b.sqlite")
+        a.write([entry(1), detailed])
+        b.write_rows([row_of(entry(1)), row_of(detailed)])
+        assert list(a.entries()) == list(b.entries()) == [detailed, entry(1)]  # by time
+        assert a.aggregate() == b.aggregate()

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning, LedgerError
-from ._entry import FIELDS, LedgerEntry, entry_from_row
+from ._entry import FIELDS, LedgerEntry, entry_from_row, row_of
 from ._journal import Journal, read_orphans, retire_orphan
 from ._report import Report
 from ._store import Group, LedgerStore, MemoryStore
@@ -218,17 +218,21 @@ class Ledger:
                 batch, self._pending = self._pending, []
                 rows, self._rows = self._rows, []
                 self._retired.extend(self._journal.rotate())
-            batch += map(entry_from_row, rows)
             try:
-                self.store.write(batch)
+                write_rows = getattr(self.store, "write_rows", None)
+                if write_rows is not None:  # rows as they are: no LedgerEntry per row
+                    write_rows([*map(row_of, batch), *rows])
+                else:
+                    self.store.write([*batch, *map(entry_from_row, rows)])
             except Exception as exc:  # the store is down: keep entries (and their journal)
                 with self._lock:
                     self._pending[:0] = batch
+                    self._rows[:0] = rows
                 if not self._outage:
                     self._outage = True
                     _warn(
-                        f"ledger store {self.store!r} failed ({exc}); {len(batch)} entries are "
-                        f"kept in the local journal and retried"
+                        f"ledger store {self.store!r} failed ({exc}); {len(batch) + len(rows)} "
+                        f"entries are kept in the local journal and retried"
                     )
                 return
             self._outage = False
