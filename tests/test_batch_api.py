@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from costwise import BatchError
-from costwise.batch import BatchJobs, BatchRequest
+from costwise.batch import AsyncBatchJobs, BatchJobs, BatchRequest
 from costwise.ledger import MemoryStore
 from costwise.pricing import Usage
-from costwise.testing import FakeProvider, fake_client
+from costwise.testing import FakeProvider, fake_async_client, fake_client
 
 
 def requests(n: int, *, model: str = "gpt-4o-mini") -> list[BatchRequest]:
@@ -158,3 +158,69 @@ def test_oversized_batch_is_refused(tmp_path: Path) -> None:
         small.submit(requests(1))
     with pytest.raises(BatchError, match="unknown batch job"):
         small.job("batch_nope")
+
+
+# -- AsyncBatchJobs: the same job logic through an async client ----------------------------
+
+
+def async_jobs_for(
+    provider: FakeProvider, tmp_path: Path, store: MemoryStore | None = None
+) -> AsyncBatchJobs:
+    client = fake_async_client(provider, ledger=store if store is not None else MemoryStore())
+    return AsyncBatchJobs(client, state=tmp_path / "batches.sqlite")
+
+
+async def no_async_sleep(_: float) -> None:
+    """Polling in tests does not wait."""
+
+
+@pytest.mark.anyio
+async def test_async_submit_wait_collect_once(tmp_path: Path) -> None:
+    """The async twin: results matched by custom_id, recorded once each at the batch price."""
+    provider, store = FakeProvider(), MemoryStore()
+    jobs = async_jobs_for(provider, tmp_path, store)
+    job = await jobs.submit(requests(4), metadata={"run": "test"})
+    results = await jobs.wait(job.id, poll_interval=0, sleep=no_async_sleep)
+    assert [r.custom_id for r in results] == ["req-0", "req-1", "req-2", "req-3"]
+    assert all(r.ok for r in results)
+    again = await jobs.collect(job.id)
+    assert again is not None and [r.custom_id for r in again] == [r.custom_id for r in results]
+    entries = list(store.entries())
+    assert len(entries) == 4 and all(e.strategy == "batch_api" for e in entries)
+    for e in entries:
+        usage = Usage(prompt_tokens=e.prompt_tokens, completion_tokens=e.completion_tokens)
+        assert e.cost == jobs.client.prices.cost("gpt-4o-mini", usage, batch=True)
+        assert e.baseline == jobs.client.prices.cost("gpt-4o-mini", usage)
+
+
+@pytest.mark.anyio
+async def test_async_collects_a_job_a_sync_process_submitted(tmp_path: Path) -> None:
+    """Both twins share the state file: a sync worker submits, an async service collects."""
+    provider, store = FakeProvider(), MemoryStore()
+    job = jobs_for(provider, tmp_path).submit(requests(2))
+    jobs = async_jobs_for(provider, tmp_path, store)
+    assert [j.id for j in jobs.unfinished()] == [job.id]
+    results = await jobs.wait(job.id, poll_interval=0, sleep=no_async_sleep)
+    assert len(results) == 2 and jobs.unfinished() == [] and len(list(store.entries())) == 2
+
+
+@pytest.mark.anyio
+async def test_async_failures(tmp_path: Path) -> None:
+    """Per-item failures, a rejected job and a timeout behave as in the sync twin."""
+    provider = FakeProvider()
+    provider.batches.fail_line("req-1", status=500, message="boom")
+    jobs = async_jobs_for(provider, tmp_path)
+    results = await jobs.wait(
+        (await jobs.submit(requests(3))).id, poll_interval=0, sleep=no_async_sleep
+    )
+    assert [r.ok for r in results] == [True, False, True] and results[1].error == "HTTP 500: boom"
+    provider.batches.fail_next("line 1 is not valid")
+    job = await jobs.submit(requests(2))
+    with pytest.raises(BatchError, match="line 1 is not valid"):
+        await jobs.wait(job.id, poll_interval=0, sleep=no_async_sleep)
+    provider.batches.steps = 100
+    job = await jobs.submit(requests(1))
+    with pytest.raises(BatchError, match="still running"):
+        await jobs.wait(job.id, poll_interval=0, timeout=0, sleep=no_async_sleep)
+    with pytest.raises(BatchError, match="at least one"):
+        await jobs.submit([])

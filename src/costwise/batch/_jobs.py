@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -21,9 +21,9 @@ from ..pricing import Usage, from_nanos, to_nanos
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion
 
-    from .._client import CostwiseClient
+    from .._client import AsyncCostwiseClient, CostwiseClient
 
-__all__ = ["BatchJob", "BatchJobs", "BatchRequest", "BatchResult"]
+__all__ = ["AsyncBatchJobs", "BatchJob", "BatchJobs", "BatchRequest", "BatchResult"]
 
 _ENDPOINT = "/v1/chat/completions"
 _DONE = frozenset({"completed", "expired", "cancelled"})
@@ -164,36 +164,28 @@ def _job(row: Sequence[Any]) -> BatchJob:
     )
 
 
-class BatchJobs:
-    """Run many chat completions as provider batch jobs, at the batch discount.
+@dataclass(frozen=True, slots=True)
+class _Api:
+    """An SDK request the job logic needs made: ``client.<path>(**kwargs)``.
 
-    Use it for work that can wait (up to the provider's 24-hour window): evaluations,
-    back-fills, nightly enrichment. OpenAI charges half price for it. `submit` uploads the
-    requests as a JSONL file (``/v1/files``) and creates the job (``/v1/batches``); the job
-    is written to a state file at once, so a process that restarts can `collect` it later
-    (`unfinished` lists them). Results are matched to requests by ``custom_id`` and recorded
-    in the ledger once each, priced with the model's ``batch_discount``, against a baseline
-    of the interactive price: entry ids derive from the batch id and custom_id, so
-    collecting twice never double counts. Requests that failed or expired come back as
-    per-item failures; none is dropped silently.
-
-    Args:
-        client: a `CostwiseClient` (its ledger and prices are used; its files and batches
-            resources make the requests).
-        state: the SQLite state file (created if missing).
-        max_requests: the most requests per job (OpenAI: 50,000).
-        max_bytes: the largest input file (OpenAI: 200 MB).
-
-    Example:
-        >>> jobs = BatchJobs(client, state="batches.sqlite")
-        >>> job = jobs.submit([BatchRequest(custom_id="t1", body={"model": "gpt-4o-mini",
-        ...                    "messages": [{"role": "user", "content": "Tag: ..."}]})])
-        >>> results = jobs.wait(job.id, poll_interval=60)
+    The job logic is written once, as generators that yield these; `BatchJobs` makes the
+    requests with a sync client and `AsyncBatchJobs` awaits them with an async one (the
+    same design as the strategy flows).
     """
+
+    path: tuple[str, str]
+    kwargs: dict[str, Any]
+
+
+_Flow = Generator[_Api, Any, Any]
+
+
+class _Jobs:
+    """What `BatchJobs` and `AsyncBatchJobs` share: validation, state, results, ledger."""
 
     def __init__(
         self,
-        client: CostwiseClient,
+        client: Any,
         *,
         state: str | os.PathLike[str] = "costwise-batches.sqlite",
         max_requests: int = 50_000,
@@ -204,18 +196,27 @@ class BatchJobs:
         self.max_requests = max_requests
         self.max_bytes = max_bytes
 
-    def submit(
-        self,
-        requests: Iterable[BatchRequest],
-        *,
-        metadata: Mapping[str, str] | None = None,
-    ) -> BatchJob:
-        """Upload `requests` and start one batch job; it is saved to the state file.
+    def job(self, batch_id: str) -> BatchJob:
+        """The job as saved in the state file.
 
         Raises:
-            BatchError: no requests, too many or too large, duplicate custom_ids, requests
-                for different models, or a request without a model.
+            BatchError: the state file does not know `batch_id`.
         """
+        job = self.state.load(batch_id)
+        if job is None:
+            msg = f"unknown batch job {batch_id!r} (not in {self.state.path})"
+            raise BatchError(msg)
+        return job
+
+    def unfinished(self) -> list[BatchJob]:
+        """Jobs submitted (by any process using this state file) and not collected yet."""
+        return [j for j in self.state.all() if not j.collected]
+
+    # -- the job logic, as flows of SDK requests -------------------------------------------
+
+    def _submit_flow(
+        self, requests: Iterable[BatchRequest], metadata: Mapping[str, str] | None
+    ) -> _Flow:
         reqs = list(requests)
         if not reqs:
             msg = "a batch job needs at least one request"
@@ -251,14 +252,18 @@ class BatchJobs:
         if len(data) > self.max_bytes:
             msg = f"the batch input is {len(data)} bytes, over the {self.max_bytes} limit"
             raise BatchError(msg)
-        uploaded = self.client.files.create(
-            file=("costwise-batch.jsonl", data, "application/jsonl"), purpose="batch"
+        uploaded = yield _Api(
+            ("files", "create"),
+            {"file": ("costwise-batch.jsonl", data, "application/jsonl"), "purpose": "batch"},
         )
-        batch = self.client.batches.create(
-            input_file_id=uploaded.id,
-            endpoint="/v1/chat/completions",
-            completion_window="24h",
-            metadata=dict(metadata) if metadata else None,
+        batch = yield _Api(
+            ("batches", "create"),
+            {
+                "input_file_id": uploaded.id,
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+                "metadata": dict(metadata) if metadata else None,
+            },
         )
         job = BatchJob(
             id=batch.id,
@@ -271,26 +276,9 @@ class BatchJobs:
         self.state.save(job)
         return job
 
-    def job(self, batch_id: str) -> BatchJob:
-        """The job as saved in the state file.
-
-        Raises:
-            BatchError: the state file does not know `batch_id`.
-        """
-        job = self.state.load(batch_id)
-        if job is None:
-            msg = f"unknown batch job {batch_id!r} (not in {self.state.path})"
-            raise BatchError(msg)
-        return job
-
-    def unfinished(self) -> list[BatchJob]:
-        """Jobs submitted (by any process using this state file) and not collected yet."""
-        return [j for j in self.state.all() if not j.collected]
-
-    def poll(self, batch_id: str) -> BatchJob:
-        """Ask the provider for the job's status; the state file is updated."""
+    def _poll_flow(self, batch_id: str) -> _Flow:
         job = self.job(batch_id)
-        batch = self.client.batches.retrieve(batch_id)
+        batch = yield _Api(("batches", "retrieve"), {"batch_id": batch_id})
         updated = replace(
             job,
             status=batch.status,
@@ -305,24 +293,15 @@ class BatchJobs:
             raise BatchError(msg)
         return updated
 
-    def collect(self, batch_id: str) -> list[BatchResult] | None:
-        """The job's results, recorded in the ledger; ``None`` while it is still running.
-
-        Every request of the job gets one result, in submission order: answered, failed
-        (HTTP error, ``batch_expired``), or ``missing`` when the provider returned nothing
-        for it. Collecting again returns the same results and records nothing new.
-
-        Raises:
-            BatchError: the job failed as a whole (validation), or is unknown.
-        """
-        job = self.poll(batch_id)
+    def _collect_flow(self, batch_id: str) -> _Flow:
+        job = yield from self._poll_flow(batch_id)
         if not job.finished:
             return None
         lines: dict[str, dict[str, Any]] = {}
         for file_id in (job.output_file_id, job.error_file_id):
             if file_id:
-                text = self.client.files.content(file_id).text
-                for raw in text.splitlines():
+                content = yield _Api(("files", "content"), {"file_id": file_id})
+                for raw in content.text.splitlines():
                     if raw.strip():
                         line = json.loads(raw)
                         lines.setdefault(str(line.get("custom_id")), line)
@@ -335,29 +314,9 @@ class BatchJobs:
         self.state.save(replace(job, collected=True))
         return results
 
-    def wait(
-        self,
-        batch_id: str,
-        *,
-        poll_interval: float = 60.0,
-        timeout: float | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> list[BatchResult]:
-        """Poll until the job finishes, then `collect` it.
-
-        Raises:
-            BatchError: the job failed, or `timeout` seconds passed first (the job keeps
-                running and can be collected later).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            results = self.collect(batch_id)
-            if results is not None:
-                return results
-            if deadline is not None and time.monotonic() >= deadline:
-                msg = f"batch job {batch_id} still running after {timeout} s; collect it later"
-                raise BatchError(msg)
-            sleep(poll_interval)
+    def _sdk(self, request: _Api) -> Any:
+        resource, method = request.path
+        return getattr(getattr(self.client, resource), method)(**request.kwargs)
 
     def _result(
         self, job: BatchJob, custom_id: str, feature: str, line: Mapping[str, Any] | None
@@ -416,3 +375,173 @@ class BatchJobs:
             ),
             entry,
         )
+
+
+class BatchJobs(_Jobs):
+    """Run many chat completions as provider batch jobs, at the batch discount.
+
+    Use it for work that can wait (up to the provider's 24-hour window): evaluations,
+    back-fills, nightly enrichment. OpenAI charges half price for it. `submit` uploads the
+    requests as a JSONL file (``/v1/files``) and creates the job (``/v1/batches``); the job
+    is written to a state file at once, so a process that restarts can `collect` it later
+    (`unfinished` lists them). Results are matched to requests by ``custom_id`` and recorded
+    in the ledger once each, priced with the model's ``batch_discount``, against a baseline
+    of the interactive price: entry ids derive from the batch id and custom_id, so
+    collecting twice never double counts. Requests that failed or expired come back as
+    per-item failures; none is dropped silently. `AsyncBatchJobs` is the async twin.
+
+    Args:
+        client: a `CostwiseClient` (its ledger and prices are used; its files and batches
+            resources make the requests).
+        state: the SQLite state file (created if missing).
+        max_requests: the most requests per job (OpenAI: 50,000).
+        max_bytes: the largest input file (OpenAI: 200 MB).
+
+    Example:
+        >>> jobs = BatchJobs(client, state="batches.sqlite")
+        >>> job = jobs.submit([BatchRequest(custom_id="t1", body={"model": "gpt-4o-mini",
+        ...                    "messages": [{"role": "user", "content": "Tag: ..."}]})])
+        >>> results = jobs.wait(job.id, poll_interval=60)
+    """
+
+    client: CostwiseClient
+
+    def _run(self, flow: _Flow) -> Any:
+        try:
+            request = next(flow)
+            while True:
+                try:
+                    value = self._sdk(request)
+                except Exception as exc:
+                    request = flow.throw(exc)
+                else:
+                    request = flow.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    def submit(
+        self,
+        requests: Iterable[BatchRequest],
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> BatchJob:
+        """Upload `requests` and start one batch job; it is saved to the state file.
+
+        Raises:
+            BatchError: no requests, too many or too large, duplicate custom_ids, requests
+                for different models, or a request without a model.
+        """
+        job: BatchJob = self._run(self._submit_flow(requests, metadata))
+        return job
+
+    def poll(self, batch_id: str) -> BatchJob:
+        """Ask the provider for the job's status; the state file is updated."""
+        job: BatchJob = self._run(self._poll_flow(batch_id))
+        return job
+
+    def collect(self, batch_id: str) -> list[BatchResult] | None:
+        """The job's results, recorded in the ledger; ``None`` while it is still running.
+
+        Every request of the job gets one result, in submission order: answered, failed
+        (HTTP error, ``batch_expired``), or ``missing`` when the provider returned nothing
+        for it. Collecting again returns the same results and records nothing new.
+
+        Raises:
+            BatchError: the job failed as a whole (validation), or is unknown.
+        """
+        results: list[BatchResult] | None = self._run(self._collect_flow(batch_id))
+        return results
+
+    def wait(
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = 60.0,
+        timeout: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> list[BatchResult]:
+        """Poll until the job finishes, then `collect` it.
+
+        Raises:
+            BatchError: the job failed, or `timeout` seconds passed first (the job keeps
+                running and can be collected later).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            results = self.collect(batch_id)
+            if results is not None:
+                return results
+            _check_deadline(batch_id, deadline, timeout)
+            sleep(poll_interval)
+
+
+class AsyncBatchJobs(_Jobs):
+    """The async twin of `BatchJobs`, for an `AsyncCostwiseClient` (same state file format).
+
+    Example:
+        >>> jobs = AsyncBatchJobs(async_client, state="batches.sqlite")
+        >>> job = await jobs.submit(requests)
+        >>> results = await jobs.wait(job.id, poll_interval=60)
+    """
+
+    client: AsyncCostwiseClient
+
+    async def _run(self, flow: _Flow) -> Any:
+        try:
+            request = next(flow)
+            while True:
+                try:
+                    value = await self._sdk(request)
+                except Exception as exc:
+                    request = flow.throw(exc)
+                else:
+                    request = flow.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    async def submit(
+        self,
+        requests: Iterable[BatchRequest],
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> BatchJob:
+        """Upload `requests` and start one batch job (see `BatchJobs.submit`)."""
+        job: BatchJob = await self._run(self._submit_flow(requests, metadata))
+        return job
+
+    async def poll(self, batch_id: str) -> BatchJob:
+        """Ask the provider for the job's status; the state file is updated."""
+        job: BatchJob = await self._run(self._poll_flow(batch_id))
+        return job
+
+    async def collect(self, batch_id: str) -> list[BatchResult] | None:
+        """The job's results, recorded once; ``None`` while it runs (see `BatchJobs.collect`)."""
+        results: list[BatchResult] | None = await self._run(self._collect_flow(batch_id))
+        return results
+
+    async def wait(
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = 60.0,
+        timeout: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> list[BatchResult]:
+        """Poll until the job finishes, then `collect` it (``sleep`` default: anyio's)."""
+        if sleep is None:
+            import anyio
+
+            sleep = anyio.sleep
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            results = await self.collect(batch_id)
+            if results is not None:
+                return results
+            _check_deadline(batch_id, deadline, timeout)
+            await sleep(poll_interval)
+
+
+def _check_deadline(batch_id: str, deadline: float | None, timeout: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        msg = f"batch job {batch_id} still running after {timeout} s; collect it later"
+        raise BatchError(msg)
