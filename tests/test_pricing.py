@@ -66,19 +66,26 @@ class TestBundledTable:
     @pytest.mark.parametrize("model", sorted(BUNDLED))
     def test_every_model_prices_exactly(self, table: PriceTable, model: str) -> None:
         """One million tokens of each kind cost exactly the per-million rates in the file."""
-        raw = BUNDLED[model]
+        entry = BUNDLED[model]
         price = table.lookup(model)
         assert price is not None
         assert price.model == model
-        cached = D(raw.get("cached_input", raw["input"]))
-        write = D(raw.get("cache_write", raw["input"]))
         usage = Usage(
             prompt_tokens=3 * M,
             completion_tokens=M,
             cached_tokens=M,
             cache_write_tokens=M,
         )
+        # a 3M-token prompt is past every long-context threshold: that tier's rates apply
+        raw = entry.get("long_context", entry)
+        cached = D(raw.get("cached_input", raw["input"]))
+        write = D(raw.get("cache_write", raw["input"]))
         assert price.cost(usage) == D(raw["input"]) + cached + write + D(raw["output"])
+        if "long_context" in entry:  # and a prompt at the threshold still pays the base rates
+            at = entry["long_context"]["above"]
+            small = Usage(prompt_tokens=at, completion_tokens=M)
+            expected = (D(entry["input"]) * at + D(entry["output"]) * M) / M
+            assert price.cost(small) == expected
 
     @pytest.mark.parametrize("model", sorted(BUNDLED))
     def test_cost_nanos_is_to_nanos_of_cost(self, table: PriceTable, model: str) -> None:
@@ -867,3 +874,60 @@ def test_import_reads_no_price_file() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+class TestLongContext:
+    SHEET: dict[str, Any] = {  # noqa: RUF012 - read-only test data
+        "long-1": {
+            "input": "1.00",
+            "cached_input": "0.10",
+            "output": "4.00",
+            "batch_discount": "0.5",
+            "long_context": {"above": 1000, "input": "2.00", "output": "6.00"},
+        }
+    }
+
+    def test_the_tier_prices_every_token_of_a_long_request(self) -> None:
+        """Past `above` prompt tokens every token costs the tier's rates; at it, the base's."""
+        price = PriceTable.from_dict(self.SHEET).lookup("long-1")
+        assert price is not None and price.long_context is not None
+        at = Usage(prompt_tokens=1000, completion_tokens=10, cached_tokens=100)
+        over = Usage(prompt_tokens=1001, completion_tokens=10, cached_tokens=100)
+        assert price.cost(at) == (900 * D("1.00") + 100 * D("0.10") + 10 * D("4.00")) / M
+        # the tier sets no cached rate: cache reads cost the tier's input rate
+        assert price.cost(over) == (901 * D("2.00") + 100 * D("2.00") + 10 * D("6.00")) / M
+        assert price.cost(over, batch=True) == price.cost(over) / 2
+        for usage in (at, over):
+            assert price.cost_nanos(usage) == to_nanos(price.cost(usage))
+            assert price.cost_nanos(usage, batch=True) == to_nanos(price.cost(usage, batch=True))
+
+    @pytest.mark.parametrize(
+        ("tier", "field", "message"),
+        [
+            ({"above": 0, "input": 1, "output": 1}, "long_context.above", "positive integer"),
+            ({"input": 1, "output": 1}, "long_context.above", "missing"),
+            ({"above": 10, "input": -1, "output": 1}, "long_context.input", "non-negative"),
+            ({"above": 10, "input": 1, "output": 1, "x": 1}, "long_context.x", "unknown field"),
+        ],
+    )
+    def test_bad_tiers_name_the_field(self, tier: dict[str, Any], field: str, message: str) -> None:
+        with pytest.raises(ConfigurationError) as info:
+            PriceTable.from_dict({"m": {"input": 1, "output": 1, "long_context": tier}})
+        assert f"model 'm': field '{field}':" in str(info.value)
+        assert message in str(info.value)
+
+    def test_a_long_gemini_call_is_recorded_at_the_long_rates(self) -> None:
+        """Through the client: a 250K-token prompt to gemini-2.5-pro costs the >200K rates."""
+        from costwise.ledger import MemoryStore
+        from costwise.strategies import ModelOverride
+        from costwise.testing import FakeProvider, Reply, fake_client
+
+        msgs: Any = [{"role": "user", "content": "summarise"}]
+        for strategies in ([], [ModelOverride(features={"other": "gpt-4o-mini"})]):
+            provider = FakeProvider()
+            provider.script(Reply("ok", model="gemini-2.5-pro", usage=(250_000, 1_000)))
+            client = fake_client(provider, ledger=MemoryStore(), strategies=strategies)
+            client.chat.completions.create(model="gemini-2.5-pro", messages=msgs)
+            (entry,) = client.ledger.entries()
+            expected = (250_000 * D("2.50") + 1_000 * D("15.00")) / M
+            assert entry.cost == expected and entry.baseline == expected

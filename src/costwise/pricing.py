@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CAPABILITIES",
+    "LongContext",
     "OnUnknown",
     "Price",
     "PriceTable",
@@ -385,6 +386,29 @@ def _first_int(*values: object) -> int:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LongContext:
+    """Rates that replace a price's own for a whole request whose prompt is long.
+
+    Several providers bill every token of a request at higher rates once its prompt passes
+    a size (Gemini 2.5 Pro above 200K tokens, GPT-5.4 above 272K). Without this tier such a
+    call would be recorded at half its real cost.
+
+    Attributes:
+        above: the tier applies when the prompt (cached tokens included) has more tokens.
+        input: price of an uncached prompt token, per million tokens.
+        output: price of a completion token, per million tokens.
+        cached_input: price of a prompt token read from cache; ``None`` means ``input``.
+        cache_write: price of a prompt token written to cache; ``None`` means ``input``.
+    """
+
+    above: int
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    cache_write: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Price:
     """One model's list price, in USD per million tokens, with the date it was true.
 
@@ -408,6 +432,8 @@ class Price:
         as_of: the day the price was read from its source.
         source: where the price comes from (a URL or a document name).
         note: assumptions or caveats (for example a price tier that is not modelled).
+        long_context: the rates of every token of a request whose prompt is longer than
+            ``long_context.above`` tokens, for models billed that way.
 
     Raises:
         ConfigurationError: a price is negative or not a finite Decimal, the batch discount
@@ -433,12 +459,15 @@ class Price:
     as_of: datetime.date
     source: str
     note: str | None = None
+    long_context: LongContext | None = None
     # Integer forms of the four rates over a common power of ten, so cost() is plain int
     # arithmetic: exact, independent of the decimal context, and about 1 µs.
     _rates: tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
     _decimals: int = field(init=False, repr=False, compare=False)
     _batch: tuple[int, int] | None = field(init=False, repr=False, compare=False)
     _to_nanos: tuple[int, int] = field(init=False, repr=False, compare=False)  # (mul, div)
+    _long: Price | None = field(init=False, repr=False, compare=False)  # the long-prompt tier
+    _above: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("input", "output", "cached_input", "cache_write"):
@@ -485,6 +514,34 @@ class Price:
         object.__setattr__(self, "_batch", batch)
         shift = self._decimals - _NANOS_PER_USD  # a rate total is total / 10**shift nano-dollars
         object.__setattr__(self, "_to_nanos", (10**-shift, 1) if shift <= 0 else (1, 10**shift))
+        long, above = None, 0
+        if self.long_context is not None:
+            tier = self.long_context
+            if not isinstance(tier, LongContext):
+                msg = f"model {self.model!r}: field 'long_context': must be a LongContext"
+                raise ConfigurationError(msg)
+            if isinstance(tier.above, bool) or not isinstance(tier.above, int) or tier.above < 1:
+                msg = (
+                    f"model {self.model!r}: field 'long_context.above': must be a positive "
+                    f"number of tokens, got {tier.above!r}"
+                )
+                raise ConfigurationError(msg)
+            # The tier is a Price of its own (same discount and provenance): cost() and the
+            # integer path then need one comparison, not a second set of formulas.
+            long = Price(
+                model=self.model,
+                provider=self.provider,
+                input=tier.input,
+                output=tier.output,
+                cached_input=tier.cached_input,
+                cache_write=tier.cache_write,
+                batch_discount=self.batch_discount,
+                as_of=self.as_of,
+                source=self.source,
+            )
+            above = tier.above
+        object.__setattr__(self, "_long", long)
+        object.__setattr__(self, "_above", above)
 
     @property
     def effective_cached_input(self) -> Decimal:
@@ -517,6 +574,8 @@ class Price:
             >>> gpt4o.cost(Usage(prompt_tokens=1000, completion_tokens=100))
             Decimal('0.0035')
         """
+        if self._long is not None and usage.prompt_tokens > self._above:
+            return self._long.cost(usage, batch=batch)
         r_in, r_cached, r_write, r_out = self._rates
         uncached = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
         total = (
@@ -571,6 +630,8 @@ class Price:
         self, prompt: int, completion: int, cached: int, written: int, *, batch: bool = False
     ) -> int:
         # The hot path of the meter: token counts straight from the SDK, no Usage object.
+        if self._long is not None and prompt > self._above:
+            return self._long._nanos(prompt, completion, cached, written, batch=batch)
         r_in, r_cached, r_write, r_out = self._rates
         total = (
             (prompt - cached - written) * r_in
@@ -700,6 +761,18 @@ _Day = Annotated[datetime.date | None, BeforeValidator(_day)]
 _Text = Annotated[str | None, BeforeValidator(_text)]
 
 
+class _LongEntry(BaseModel):
+    """The ``long_context`` object of an entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    above: Annotated[int, BeforeValidator(_positive_int)]
+    input: _Money
+    output: _Money
+    cached_input: _OptMoney = None
+    cache_write: _OptMoney = None
+
+
 class _Entry(BaseModel):
     """One model's entry in a price sheet (JSON object or CSV row)."""
 
@@ -717,6 +790,7 @@ class _Entry(BaseModel):
     as_of: _Day = None
     source: _Text = None
     note: _Text = None
+    long_context: _LongEntry | None = None
 
 
 class _Sheet(BaseModel):
@@ -734,7 +808,7 @@ class _Sheet(BaseModel):
 def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
     """Turn one pydantic error into ``(field, message)``."""
     loc = error.get("loc") or ()
-    name = str(loc[0]) if loc else "?"
+    name = ".".join(str(part) for part in loc) if loc else "?"
     kind = error.get("type")
     if kind == "missing":
         return name, "missing required field"
@@ -799,6 +873,9 @@ def _parse_entries(
             as_of=entry.as_of or default_as_of,
             source=entry.source or default_source,
             note=entry.note,
+            long_context=None
+            if entry.long_context is None
+            else LongContext(**entry.long_context.model_dump()),
         )
     if problems:
         raise ConfigurationError("\n".join(problems))

@@ -22,6 +22,10 @@ def _rate(value: Decimal | None) -> str:
     return "-" if value is None else f"{value.normalize():f}"
 
 
+def _opt(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def _row(p: Price) -> list[str]:
     return [
         p.model,
@@ -79,6 +83,15 @@ def run_prices(args: argparse.Namespace) -> int:
                     "output": str(p.output),
                     "batch_discount": None if p.batch_discount is None else str(p.batch_discount),
                     "context_window": p.context_window,
+                    "long_context": None
+                    if p.long_context is None
+                    else {
+                        "above": p.long_context.above,
+                        "input": str(p.long_context.input),
+                        "cached_input": _opt(p.long_context.cached_input),
+                        "cache_write": _opt(p.long_context.cache_write),
+                        "output": str(p.long_context.output),
+                    },
                     "as_of": p.as_of.isoformat(),
                     "source": p.source,
                 }
@@ -97,6 +110,15 @@ def run_prices(args: argparse.Namespace) -> int:
         for cells in [head, *body]:
             pairs = enumerate(zip(cells, widths, strict=True))
             print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs))
+        for p in found:
+            tier = p.long_context
+            if tier is not None:
+                print(
+                    f"{p.model}: prompts over {tier.above:,} tokens bill every token at "
+                    f"{_rate(tier.input)} in / "
+                    f"{_rate(tier.cached_input if tier.cached_input is not None else tier.input)} "
+                    f"cached / {_rate(tier.output)} out"
+                )
         dated = [p.as_of for p in map(bundled.lookup, bundled.models()) if p is not None]
         if dated:
             print(
