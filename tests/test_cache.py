@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pydantic
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from typing_extensions import override
@@ -606,3 +607,91 @@ def test_sync_client_works_through_a_slow_redis(redis_url: str) -> None:
     assert not is_hit(first) and is_hit(hit) and env.upstream == 1
     store.close()
     proxy.close()
+
+
+# -- structured outputs: parse() ---------------------------------------------------------
+
+
+class City(pydantic.BaseModel):
+    city: str
+
+
+class Town(pydantic.BaseModel):  # another schema: never shares entries with City
+    town: str
+
+
+async def _parse(env: Env, fmt: Any = City, **kw: Any) -> Any:
+    kw.setdefault("model", "gpt-4o-mini")
+    kw.setdefault("messages", MSGS)
+    parse = env.client.chat.completions.parse
+    if env.mode == "sync":
+        return parse(response_format=fmt, temperature=0, **kw)
+    return await parse(response_format=fmt, temperature=0, **kw)
+
+
+def _json_reply(_request: Any) -> str:
+    return '{"city": "Paris", "town": "Paris"}'
+
+
+@pytest.mark.anyio
+async def test_parse_hit_is_the_parsed_completion(mode: str) -> None:
+    """A repeated parse() is answered from the cache with the caller's class, parsed."""
+    from openai.types.chat import ParsedChatCompletion
+
+    env = Env(mode, provider=FakeProvider(reply=_json_reply))
+    first = await _parse(env)
+    hit = await _parse(env)
+    assert env.upstream == 1 and is_hit(hit) and not is_hit(first)
+    assert isinstance(hit, ParsedChatCompletion)
+    assert hit.choices[0].message.parsed == City(city="Paris")
+    # (the SDK's own parsed completion warns when dumped: its `parsed` is typed by a TypeVar)
+    assert hit.model_dump(warnings=False) == first.model_dump(warnings=False)
+    kinds = [e.kind for e in env.ledger.entries()]
+    assert kinds == ["upstream", "hit"]
+
+
+@pytest.mark.anyio
+async def test_parse_keys_by_schema_and_method(mode: str) -> None:
+    """Another response_format, create() and parse() with tools never share an entry."""
+    env = Env(mode, provider=FakeProvider(reply=_json_reply))
+    await _parse(env)
+    town = await _parse(env, Town)
+    assert town.choices[0].message.parsed == Town(town="Paris") and not is_hit(town)
+    await env.ask(temperature=0)  # create with the same messages: its own entry
+    tool: Any = openai.pydantic_function_tool(City)
+    await _parse(env, tools=[tool])
+    await _parse(env, tools=[tool])  # parse with tools is never cached
+    assert env.upstream == 5
+
+
+@pytest.mark.anyio
+async def test_parse_entry_that_does_not_fit_is_a_miss(mode: str) -> None:
+    """A stored answer the caller's class rejects is a miss and a warning, never an error."""
+    env = Env(mode, provider=FakeProvider(reply=_json_reply))
+    await _parse(env)
+    strict = _strict_city()
+    assert strict.__name__ == "City"
+    assert pydantic.TypeAdapter(strict).json_schema() == pydantic.TypeAdapter(City).json_schema()
+    with (
+        pytest.warns(CostwiseWarning, match="does not fit"),
+        pytest.raises(pydantic.ValidationError),
+    ):
+        await _parse(env, strict)  # upstream answers Paris too: the SDK's own parse raises
+    assert env.upstream == 2
+
+
+def _strict_city() -> type[pydantic.BaseModel]:
+    """A class named City with City's JSON schema (so the same key) that rejects Paris."""
+
+    class City(pydantic.BaseModel):
+        city: str
+
+        @pydantic.field_validator("city")
+        @classmethod
+        def not_paris(cls, value: str) -> str:
+            if value == "Paris":
+                msg = "Paris is not allowed here"
+                raise ValueError(msg)
+            return value
+
+    return City

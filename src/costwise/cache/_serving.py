@@ -17,6 +17,7 @@ from .._streaming import (
     synthetic_response,
 )
 from ._hits import mark_hit
+from ._parsed import as_parsed, parse_cacheable
 
 if TYPE_CHECKING:
     from .._call import Call
@@ -29,12 +30,16 @@ _REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
 def cacheable(call: Call, *, always: bool = False) -> bool:
     """Whether a request may be answered from (and stored in) a cache at all.
 
-    ``cache=False`` bypasses; ``cache=True`` opts in. Otherwise only repeatable requests
-    qualify: ``temperature=0`` or an integer ``seed`` (or ``always`` for the whole client),
-    and never a request grounded in a live web search, whose answer changes with the web.
+    Only ``create`` and ``parse`` requests (``parse`` without tools and with a pydantic
+    ``response_format``, see `costwise.cache._parsed`). ``cache=False`` bypasses;
+    ``cache=True`` opts in. Otherwise only repeatable requests qualify: ``temperature=0``
+    or an integer ``seed`` (or ``always`` for the whole client), and never a request
+    grounded in a live web search, whose answer changes with the web.
     """
     opt_in = call.options.get("cache") if call.options else None
-    if opt_in is False or call.method != "create":
+    if opt_in is False or call.method not in ("create", "parse"):
+        return False
+    if call.method == "parse" and not parse_cacheable(call.kwargs):
         return False
     if opt_in:
         return True
@@ -67,9 +72,16 @@ def reusable(completion: ChatCompletion, *, allow_truncated: bool = False) -> bo
 
 
 def serve(call: Call, completion: ChatCompletion) -> Any:
-    """The hit as the caller asked for it: the completion, or a real stream replaying it."""
-    if not call.stream:
-        response: Any = completion
+    """The hit as the caller asked for it: the completion, a real stream replaying it, or
+    for ``parse`` the parsed completion.
+
+    Raises:
+        ValueError: a ``parse`` hit whose content does not fit the caller's class.
+    """
+    if call.method == "parse":
+        response: Any = as_parsed(completion, call.kwargs.get("response_format"))
+    elif not call.stream:
+        response = completion
     else:
         stream_options = call.kwargs.get("stream_options")
         include_usage = isinstance(stream_options, dict) and bool(

@@ -8,12 +8,13 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ParsedChatCompletion
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning
 from .._pipeline import Blocking
 from ..cache._keys import UncacheableRequest, request_key
+from ..cache._parsed import parse_key_kwargs
 from ..cache._scope import scope_of
 from ..cache._serving import cacheable, reusable, serve, when_complete
 from ..cache._stores import CacheStore, DiskCacheStore
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["ResponseCache"]
 
 logger = logging.getLogger("costwise")
+
+# What a parsed completion adds to the API's JSON (rebuilt on every hit instead).
+_PARSED: Any = {"choices": {"__all__": {"message": {"parsed"}}}}
 
 
 def _warn(message: str) -> None:
@@ -130,9 +134,10 @@ class ResponseCache:
         blocking = getattr(self.store, "blocking", False)
         if not call.options.get("cache_refresh"):
             hit = (yield Blocking(self._lookup, key)) if blocking else self._lookup(key)
-            if hit is not None:
+            served = None if hit is None else self._serve(call, key, hit)
+            if served is not None:
                 logger.debug("cache: hit %s for %s", key[:12], call.feature)
-                return self._serve(call, hit)
+                return served
             logger.debug("cache: miss %s for %s", key[:12], call.feature)
         else:
             logger.debug("cache: refresh %s for %s", key[:12], call.feature)
@@ -148,7 +153,7 @@ class ResponseCache:
         """The entry's key, or ``None`` when this call must bypass the cache."""
         if not cacheable(call, always=self.always):
             return None
-        kwargs = call.kwargs
+        kwargs = call.kwargs if call.method == "create" else parse_key_kwargs(call.kwargs)
         scope = scope_of(call, client=self.scope)
         try:
             return request_key(kwargs, scope)
@@ -175,9 +180,15 @@ class ResponseCache:
                 logger.debug("cache delete failed: %r", exc2)
             return None
 
-    def _serve(self, call: Call, completion: ChatCompletion) -> Any:
+    def _serve(self, call: Call, key: str, completion: ChatCompletion) -> Any:
+        """The hit as the caller asked for it, or ``None`` if the entry cannot give it."""
+        try:
+            response = serve(call, completion)
+        except ValueError as exc:  # a parse hit whose JSON no longer fits the caller's class
+            _warn(f"response cache entry {key} does not fit the request ({exc}); calling upstream")
+            return None
         call.trace.answered(self.name, self._priced(call, completion))
-        return serve(call, completion)
+        return response
 
     def _priced(self, call: Call, completion: ChatCompletion) -> ChatCompletion:
         """`completion`, with estimated usage for the ledger if it has none.
@@ -210,7 +221,12 @@ class ResponseCache:
         if not reusable(completion, allow_truncated=self.store_truncated):
             logger.debug("cache: answer not stored (not reusable)")
             return
-        value = completion.model_dump_json().encode()
+        if isinstance(completion, ParsedChatCompletion):  # stored as the API sent it
+            # warnings=False: the SDK types `parsed` with an unbound TypeVar, so pydantic
+            # warns about the (excluded) field
+            value = completion.model_dump_json(exclude=_PARSED, warnings=False).encode()
+        else:
+            value = completion.model_dump_json().encode()
         try:
             self.store.set(key, value, ttl=ttl)
         except Exception as exc:
