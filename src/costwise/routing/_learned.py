@@ -204,9 +204,11 @@ class _Stack:
     The base predictions (each model's words-based and topic-based success rate) are
     neither calibrated nor independent, and what routing needs is their *difference*
     between models. Learning each model's success from all of them, on out-of-fold
-    predictions, calibrates that difference: in cross-validation inside the fit half of
-    MMLU it raised the cost reduction at 95% of GPT-4's accuracy from about 51% (the
-    average of the two) to about 55%.
+    predictions, calibrates that difference. In nested cross-validation inside the fit
+    half of MMLU it raised the cost reduction at 95% of GPT-4's accuracy from about 50% (the
+    average of the two) to about 52% (a first, non-nested estimate said 55%); on the
+    held-out halves it was within the split-to-split spread of the average, and on GSM8K's
+    small fit set the router did worse with it (docs/benchmarks.md).
     """
 
     def __init__(self, c: float) -> None:
