@@ -59,7 +59,7 @@ def _evaluate(expression: str) -> float | None:
         return None
     try:
         return _value(ast.parse(expression, mode="eval").body)
-    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, RecursionError):
         return None
 
 
