@@ -226,12 +226,14 @@ class VectorIndex:
             return self._rescored(matches.keys.tolist(), query)
         with self._lock:
             start = self._view_rows or 0
-            sims = self._vectors[start : self._n] @ query
-            keys = self._keys[start : self._n]
             found: list[tuple[int, float]] = []
             if self._hnsw is not None:  # a mapped graph, plus the rows added since
                 matches = self._hnsw.search(query, k + min(self._view_removed, 64))
                 found = self._rescored(matches.keys.tolist(), query)
+                if start == self._n:  # nothing added since: no exact part to search
+                    return found[:k]
+            sims = self._vectors[start : self._n] @ query
+            keys = self._keys[start : self._n]
         if not len(sims):
             return found[:k]
         sims = np.where(keys >= 0, sims, -2.0)
@@ -249,14 +251,13 @@ class VectorIndex:
         The graph may hold int8 vectors; the verifier and `min_cosine` were calibrated on
         exact f32 cosines, so the few candidates are re-scored from the stored vectors.
         """
+        where = self._where
         with self._lock:
-            rows = [(int(key), self._where.get(int(key))) for key in keys]
-            live = [(key, row) for key, row in rows if row is not None]
+            live = [key for key in keys if key in where]
             if not live:
                 return []
-            sims = self._vectors[[row for _, row in live]] @ query
-        out = [(key, float(sim)) for (key, _), sim in zip(live, sims.tolist(), strict=True)]
-        return sorted(out, key=lambda item: -item[1])
+            sims = (self._vectors[[where[key] for key in live]] @ query).tolist()
+        return sorted(zip(live, sims, strict=True), key=lambda item: -item[1])
 
     def items(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """The live keys and their vectors (compacted copies)."""
