@@ -17,6 +17,8 @@ class Watch:
     def __init__(self) -> None:
         self.ticks = 0
         self.elapsed = 0.0
+        self.longest_stall = 0.0
+        """The longest time the loop went without running the ticker, in seconds."""
 
     def loop_kept_running(self, share: float = 0.3) -> bool:
         """Whether the ticker ran at least `share` of the times it could have.
@@ -33,8 +35,12 @@ async def watch_loop() -> AsyncIterator[Watch]:
     watch = Watch()
 
     async def ticker() -> None:
+        last = time.perf_counter()
         while True:
             await anyio.sleep(TICK)
+            now = time.perf_counter()
+            watch.longest_stall = max(watch.longest_stall, now - last)
+            last = now
             watch.ticks += 1
 
     async with anyio.create_task_group() as tasks:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import openai
 import pydantic
 import pytest
@@ -695,3 +697,30 @@ def _strict_city() -> type[pydantic.BaseModel]:
             return value
 
     return City
+
+
+@pytest.mark.anyio
+async def test_async_streamed_miss_stores_off_the_loop(redis_url: str) -> None:
+    """A streamed miss is stored into a slow Redis from a thread: the loop keeps ticking."""
+    proxy = SlowProxy(redis_url, delay=0.3)
+    store = RedisCacheStore(proxy.url, prefix=f"slow-stream:{time.time_ns()}:", timeout=5.0)
+    env = Env("async", ResponseCache(store))
+    # warm up first: the connection pool, the worker threads, and the tokenizer that
+    # estimates a stream's usage (its one-time load runs on the loop)
+    await env.ask(temperature=0, stream=True, messages=[{"role": "user", "content": "warm"}])
+    async with watch_loop() as watch:
+        _stream, chunks = await env.ask(temperature=0, stream=True)  # a slow GET, then upstream
+        start = time.perf_counter()
+        # the stream ended: its SET runs in a thread; the loop must not wait for it
+        while (time.perf_counter() - start) < 0.5:
+            await anyio.sleep(0.01)
+    assert chunks and env.upstream == 2
+    assert watch.longest_stall < 0.2, watch.longest_stall  # a slow SET on the loop: >= 0.3 s
+    for _ in range(100):  # the thread's write takes a few delayed round trips
+        if not any(t.name == "costwise-cache-store" for t in threading.enumerate()):
+            break
+        await anyio.sleep(0.1)
+    hit = await env.ask(temperature=0)  # the streamed answer, stored by that thread
+    assert is_hit(hit) and env.upstream == 2
+    store.close()
+    proxy.close()
