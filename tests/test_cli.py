@@ -216,6 +216,23 @@ def test_prices_table_and_age(capsys: pytest.CaptureFixture[str]) -> None:
     assert "days old" in out
 
 
+def test_prices_show_long_prompt_tiers(capsys: pytest.CaptureFixture[str]) -> None:
+    """A model with a long-prompt tier shows it, in the table and in JSON."""
+    code, out, _ = run(["prices", "gemini-2.5-pro", "gpt-4o-mini"], capsys)
+    assert code == EXIT_OK
+    assert "gemini-2.5-pro: prompts over 200,000 tokens" in out and "15 out" in out
+    assert "gpt-4o-mini: prompts over" not in out
+    code, out, _ = run(["prices", "gemini-2.5-pro", "--format", "json"], capsys)
+    tier = json.loads(out)["models"]["gemini-2.5-pro"]["long_context"]
+    assert tier == {
+        "above": 200000,
+        "input": "2.50",
+        "cached_input": "0.25",
+        "cache_write": None,
+        "output": "15.00",
+    }
+
+
 def test_prices_validates_a_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A valid sheet is reported valid and its models are priced from it."""
     sheet = tmp_path / "prices.csv"
