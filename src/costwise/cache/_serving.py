@@ -4,6 +4,7 @@ is complete (at once, or when a stream ends normally)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +95,16 @@ def serve(call: Call, completion: ChatCompletion) -> Any:
     return response
 
 
-def when_complete(response: Any, store: Callable[[ChatCompletion], None]) -> None:
-    """Call `store` with the completed answer: now, or when a stream ends normally."""
+def when_complete(
+    response: Any, store: Callable[[ChatCompletion], None], *, blocking: bool = False
+) -> None:
+    """Call `store` with the completed answer: now, or when a stream ends normally.
+
+    A stream ends in its consumer's thread (the event loop under the async client); with
+    `blocking` (the store waits on the network) its answer is stored from a thread of its
+    own, so the consumer does not wait for the write. A process that exits at that moment
+    may lose the entry.
+    """
     if isinstance(response, ChatCompletion):
         store(response)
     elif isinstance(response, CostwiseStream | AsyncCostwiseStream):
@@ -103,7 +112,13 @@ def when_complete(response: Any, store: Callable[[ChatCompletion], None]) -> Non
         def done(chunks: list[Any], completed: bool) -> None:
             if completed:
                 completion = assemble(chunks)
-                if completion is not None:
+                if completion is None:
+                    return
+                if blocking:
+                    threading.Thread(
+                        target=store, args=(completion,), daemon=True, name="costwise-cache-store"
+                    ).start()
+                else:
                     store(completion)
 
         response.add_done_callback(done)

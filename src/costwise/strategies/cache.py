@@ -215,20 +215,11 @@ class ResponseCache:
         ttl = call.options.get("cache_ttl", self.ttl) if call.options else self.ttl
         if ttl is not None and ttl <= 0:
             return
-        if getattr(self.store, "blocking", False) and not isinstance(response, ChatCompletion):
-            # A stream is stored from its done callback, on the consumer's thread (the event
-            # loop under the async client): a network store writes from a thread of its own.
-            when_complete(
-                response,
-                lambda completion: threading.Thread(
-                    target=self._write,
-                    args=(key, completion, ttl),
-                    daemon=True,
-                    name="costwise-cache-store",
-                ).start(),
-            )
-            return
-        when_complete(response, lambda completion: self._write(key, completion, ttl))
+        when_complete(
+            response,
+            lambda completion: self._write(key, completion, ttl),
+            blocking=getattr(self.store, "blocking", False),
+        )
 
     def _write(self, key: str, completion: ChatCompletion, ttl: float | None) -> None:
         if not reusable(completion, allow_truncated=self.store_truncated):

@@ -298,7 +298,11 @@ class SemanticCache:
         ttl = call.options.get("cache_ttl", self.ttl)
         if ttl is not None and ttl <= 0:
             return
-        when_complete(response, lambda c: self._write(partition, question, vector, c, ttl))
+        when_complete(
+            response,
+            lambda c: self._write(partition, question, vector, c, ttl),
+            blocking=getattr(self.store, "blocking", False),
+        )
 
     def _write(
         self,
