@@ -26,7 +26,7 @@ from ._exceptions import (
     UnknownModelError,
 )
 from ._feature import current_feature, feature
-from ._pipeline import Answer, Blocking, Pipeline
+from ._pipeline import Answer, Blocking, Express, Pipeline
 from ._streaming import AsyncCostwiseStream, CostwiseStream
 
 try:
@@ -48,6 +48,7 @@ __all__ = [
     "CostwiseError",
     "CostwiseStream",
     "CostwiseWarning",
+    "Express",
     "LedgerError",
     "Pipeline",
     "PricingError",

@@ -74,6 +74,7 @@ class CallTrace:
         "finished",
         "hit",
         "hit_by",
+        "looked_up",
         "started",
         "url",
     )
@@ -91,6 +92,7 @@ class CallTrace:
         self.baseline_extra_prompt_tokens = 0
         self.hit: Any = None
         self.hit_by: str | None = None
+        self.looked_up: str | None = None  # a key the first strategy's express lane missed
         self.url = url
         self.client_scope = client_scope
         self.finished = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -14,7 +15,7 @@ from ._compat import OPTIONS_HEADER, raw_mode
 from ._exceptions import ConfigurationError
 from ._feature import UNTAGGED, current_feature, validate_feature
 from ._meter import Meter
-from ._pipeline import Pipeline, arun, run
+from ._pipeline import Express, Pipeline, arun, run
 from ._streaming import AsyncCostwiseStream, CostwiseStream
 from .ledger import Ledger, LedgerEntry, LedgerStore
 
@@ -45,6 +46,35 @@ them into SDK errors."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _STREAMS = (CostwiseStream, AsyncCostwiseStream)  # a tuple: isinstance is faster than on a union
+
+
+def _new_call(
+    tag: str,
+    kwargs: dict[str, Any],
+    options: Mapping[str, Any],
+    method: Method,
+    is_async: bool,
+    raw: bool,
+    base_url: str,
+    client_scope: str,
+) -> Call:
+    model = kwargs.get("model")
+    trace = CallTrace(
+        feature=tag, baseline_model=model or "", url=base_url, client_scope=client_scope
+    )
+    # Call's fields in order: kwargs, feature, options, method, is_async, raw, purpose,
+    # tier, trace (new_call skips the keyword parsing of the dataclass __init__).
+    return new_call(
+        MappingProxyType(kwargs),
+        tag,
+        MappingProxyType(options) if options else _EMPTY,
+        method,
+        is_async,
+        raw,
+        None,
+        None,
+        trace,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +126,65 @@ class Config:
     def with_feature(self, name: str) -> Config:
         return replace(self, default_feature=validate_feature(name))
 
-    def direct_call(self, kwargs: dict[str, Any]) -> str | None:
-        """For a client without strategies: the feature of a plain ``create``, or ``None``.
+    def plain_call(self, kwargs: dict[str, Any]) -> str | None:
+        """The feature of a plain ``create`` that may skip the pipeline, or ``None``.
 
-        Takes costwise's options out of `kwargs` (a fresh dict) and returns the call's tag
-        when `Meter.direct` can record it; ``None`` (with `kwargs` untouched) for streams and
-        for calls with extra headers (raw responses, ``.stream()`` options), which take the
-        general path.
+        Two kinds of client skip it: one with no strategies (`Meter.direct` sends and
+        records the call) and one whose first strategy has an express lane (`express`).
+        Takes ``feature`` (and, without strategies, every costwise option) out of `kwargs`
+        (a fresh dict) and returns the call's tag; ``None``, with `kwargs` untouched, for
+        streams, calls with extra headers (raw responses, ``.stream()`` options) and, for
+        the express lane, calls with costwise options other than ``feature``: all of these
+        take the general path.
         """
-        if not self.direct or kwargs.get("stream") or "extra_headers" in kwargs:
+        if self.direct:
+            if kwargs.get("stream") or "extra_headers" in kwargs:
+                return None
+            tag = kwargs.pop("feature", None)
+            self._drop_options(kwargs, None)
+            return self._tag(tag, kwargs)
+        if self.pipeline.front is None or kwargs.get("stream") or "extra_headers" in kwargs:
             return None
-        tag = kwargs.pop("feature", None)
-        self._drop_options(kwargs, None)
-        return self._tag(tag, kwargs)
+        names = self.option_names
+        if not names.isdisjoint(kwargs) and (
+            len(names.intersection(kwargs)) > 1 or "feature" not in kwargs
+        ):
+            return None
+        return self._tag(kwargs.pop("feature", None), kwargs)
+
+    def express(self, feature: str, kwargs: dict[str, Any], scope: str) -> Express | None:
+        """Run the first strategy's express lane for a plain ``create`` (see `plain_call`).
+
+        A hit is recorded in the ledger here; the caller returns ``found.response``.
+        Otherwise the call takes the pipeline, with ``found.key`` (a key already looked up)
+        on its trace.
+        """
+        front = self.pipeline.front
+        assert front is not None
+        ts = time.time()
+        found = front(kwargs, scope)
+        if found is not None and found.response is not None:
+            self._record_hit(feature, kwargs, found, ts)
+        return found
+
+    async def aexpress(self, feature: str, kwargs: dict[str, Any], scope: str) -> Express | None:
+        """The async twin of `express`: a lane that waits on the network runs in a thread."""
+        front = self.pipeline.front
+        assert front is not None
+        ts = time.time()
+        if self.pipeline.front_blocks:
+            import anyio.to_thread  # the SDK's own dependency; asyncio and trio
+
+            found = await anyio.to_thread.run_sync(front, kwargs, scope)
+        else:
+            found = front(kwargs, scope)
+        if found is not None and found.response is not None:
+            self._record_hit(feature, kwargs, found, ts)
+        return found
+
+    def _record_hit(self, feature: str, kwargs: dict[str, Any], found: Express, ts: float) -> None:
+        model = kwargs.get("model") or ""
+        self.meter.hit(feature, ts, model, found.completion, self.pipeline.steps[0].name)
 
     def make_call(
         self,
@@ -136,23 +212,29 @@ class Config:
             tag = options.pop("feature", None) if options else None
         self._drop_options(kwargs, options)
         tag = self._tag(tag, kwargs)
-        model = kwargs.get("model")
-        trace = CallTrace(
-            feature=tag, baseline_model=model or "", url=base_url, client_scope=client_scope
+        return _new_call(
+            tag, kwargs, options, method, is_async, raw_mode(headers), base_url, client_scope
         )
-        # Call's fields in order: kwargs, feature, options, method, is_async, raw, purpose,
-        # tier, trace (new_call skips the keyword parsing of the dataclass __init__).
-        return new_call(
-            MappingProxyType(kwargs),
-            tag,
-            MappingProxyType(options) if options else _EMPTY,
-            method,
-            is_async,
-            raw_mode(headers),
-            None,
-            None,
-            trace,
-        )
+
+    def call_after(
+        self,
+        found: Express | None,
+        feature: str,
+        kwargs: dict[str, Any],
+        *,
+        is_async: bool,
+        base_url: str,
+        client_scope: str = "",
+    ) -> Call:
+        """The `Call` of a plain ``create`` the express lane did not answer.
+
+        `kwargs` hold no costwise option (`plain_call` took the feature out); the key the
+        lane looked up goes on the trace, so the strategy does not look it up twice.
+        """
+        call = _new_call(feature, kwargs, _EMPTY, "create", is_async, False, base_url, client_scope)
+        if found is not None:
+            call.trace.looked_up = found.key
+        return call
 
     def _drop_options(self, kwargs: dict[str, Any], into: dict[str, Any] | None) -> None:
         """Move costwise's per-call options out of `kwargs` (into `into`, or drop them)."""

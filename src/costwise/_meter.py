@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncStream, Stream
-from openai.types.chat import ChatCompletion
 
 from ._call import Call, CallTrace
 from ._ids import new_id
@@ -386,33 +385,25 @@ class Meter:
             _log(pending)
 
     def _hit_row(self, trace: CallTrace) -> list[Any]:
-        completion: ChatCompletion = trace.hit
-        counts = _counts(completion.usage) or _NO_USAGE
-        return [
-            new_id(),
-            trace.call_id,
-            trace.started,
-            trace.feature,
-            trace.baseline_model,
-            completion.model,
-            "hit",
-            "ok",
-            None,
-            None,
-            counts[0],
-            counts[1],
-            counts[2],
-            0,  # cache writes are not read back from a stored answer
-            counts[4],
-            0,
-            0,
-            False,
-            False,
-            (time.time() - trace.started) * 1000.0,
-            None,
-            None,
-            None,
-        ]
+        return _hit_row(
+            trace.call_id, trace.started, trace.feature, trace.baseline_model, trace.hit
+        )
+
+    def hit(self, feature: str, ts: float, requested: str, completion: Any, strategy: str) -> None:
+        """Record an answer the first strategy's express lane gave (no `Call` was built).
+
+        The same entry `finish` writes for a hit in the pipeline: zero cost, its baseline
+        what the answer's tokens cost at the model the caller wrote.
+        """
+        row = _hit_row(new_id(), ts, feature, requested, completion)
+        row[_STRATEGY] = strategy
+        row[_FINAL] = True
+        row[_BASELINE] = self.prices._nanos(
+            requested, row[_PROMPT], row[_COMPLETION], row[_CACHED], 0
+        )
+        self.ledger._record_rows([row])
+        if logger.isEnabledFor(logging.DEBUG):
+            _log([row])
 
     def _baseline(self, trace: CallTrace, row: list[Any]) -> int | None:
         """What the final answer's tokens cost at the model the caller wrote."""
@@ -423,6 +414,36 @@ class Meter:
             row[_CACHED],
             0,
         )
+
+
+def _hit_row(call_id: str, ts: float, feature: str, requested: str, completion: Any) -> list[Any]:
+    """The row of a zero-cost ``hit``: `completion` served without calling upstream."""
+    counts = _counts(completion.usage) or _NO_USAGE
+    return [
+        new_id(),
+        call_id,
+        ts,
+        feature,
+        requested,
+        completion.model,
+        "hit",
+        "ok",
+        None,
+        None,
+        counts[0],
+        counts[1],
+        counts[2],
+        0,  # cache writes are not read back from a stored answer
+        counts[4],
+        0,
+        0,
+        False,
+        False,
+        (time.time() - ts) * 1000.0,
+        None,
+        None,
+        None,
+    ]
 
 
 def _log(rows: list[list[Any]]) -> None:

@@ -19,7 +19,7 @@ from ._call import Call
 from ._exceptions import ConfigurationError, CostwiseWarning, StrategyError
 from .typing import Flow, StrategyLike
 
-__all__ = ["Answer", "Blocking", "Pipeline", "Step", "arun", "run"]
+__all__ = ["Answer", "Blocking", "Express", "Pipeline", "Step", "arun", "run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,20 @@ class Blocking:
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "args", args)
+
+
+@dataclass(frozen=True, slots=True)
+class Express:
+    """What a first strategy's ``express`` lane found for a plain request (see `costwise.typing`).
+
+    A hit carries the `response` for the caller and the `completion` the ledger prices it
+    from; a miss carries only the `key` it looked up, which the strategy's flow then reads
+    from ``call.trace.looked_up`` instead of looking up again.
+    """
+
+    key: str
+    response: Any = None
+    completion: Any = None
 
 
 class _Rewrite:
@@ -135,7 +149,7 @@ class Pipeline:
         ConfigurationError: an item is not a strategy, or a kind appears twice.
     """
 
-    __slots__ = ("options", "steps")
+    __slots__ = ("front", "options", "steps")
 
     def __init__(self, strategies: Sequence[StrategyLike] = ()) -> None:
         if isinstance(strategies, str | bytes) or not isinstance(strategies, Sequence):
@@ -164,6 +178,14 @@ class Pipeline:
             options.update(getattr(step.strategy, "options", ()) or ())
         self.steps = steps
         self.options = frozenset(options)
+        express = getattr(steps[0].strategy, "express", None) if steps else None
+        self.front: Callable[..., Express | None] | None = express if callable(express) else None
+        """The first strategy's express lane (an exact cache's lookup), if it has one."""
+
+    @property
+    def front_blocks(self) -> bool:
+        """Whether the express lane waits on the network (the async client runs it in a thread)."""
+        return bool(getattr(self.steps[0].strategy, "blocking", False))
 
     def __len__(self) -> int:
         return len(self.steps)

@@ -60,12 +60,24 @@ class CostwiseCompletions(Completions):
         Returns exactly what the SDK returns; SDK errors pass through unchanged.
         """
         cfg = self._costwise
-        feature = cfg.direct_call(kwargs)
-        if feature is not None:
+        feature = cfg.plain_call(kwargs)
+        if feature is None:
+            call = cfg.make_call(
+                kwargs,
+                method="create",
+                is_async=False,
+                base_url=self._url,
+                client_scope=self._scope,
+            )
+        elif cfg.direct:
             return cfg.meter.direct(feature, kwargs, self._sdk_create)  # type: ignore[no-any-return]
-        call = cfg.make_call(
-            kwargs, method="create", is_async=False, base_url=self._url, client_scope=self._scope
-        )
+        else:
+            found = cfg.express(feature, kwargs, self._scope)
+            if found is not None and found.response is not None:
+                return found.response  # type: ignore[no-any-return]
+            call = cfg.call_after(
+                found, feature, kwargs, is_async=False, base_url=self._url, client_scope=self._scope
+            )
         return cfg.run(call, self._sdk)  # type: ignore[no-any-return]
 
     @cached_property
@@ -133,12 +145,20 @@ class AsyncCostwiseCompletions(AsyncCompletions):
     async def create(self, **kwargs: Any) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """Create a chat completion through the costwise pipeline (see the sync twin)."""
         cfg = self._costwise
-        feature = cfg.direct_call(kwargs)
-        if feature is not None:
+        feature = cfg.plain_call(kwargs)
+        if feature is None:
+            call = cfg.make_call(
+                kwargs, method="create", is_async=True, base_url=self._url, client_scope=self._scope
+            )
+        elif cfg.direct:
             return await cfg.meter.adirect(feature, kwargs, self._sdk_create)  # type: ignore[no-any-return]
-        call = cfg.make_call(
-            kwargs, method="create", is_async=True, base_url=self._url, client_scope=self._scope
-        )
+        else:
+            found = await cfg.aexpress(feature, kwargs, self._scope)
+            if found is not None and found.response is not None:
+                return found.response  # type: ignore[no-any-return]
+            call = cfg.call_after(
+                found, feature, kwargs, is_async=True, base_url=self._url, client_scope=self._scope
+            )
         return await cfg.arun(call, self._sdk)  # type: ignore[no-any-return]
 
     @override

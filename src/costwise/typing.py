@@ -31,6 +31,13 @@ Optional attributes a strategy may define:
 - ``options: frozenset[str]``: the per-call keyword arguments it reads from ``call.options``.
 - ``async_flow(call)``: an async generator used by the async client instead of ``flow``,
   for a strategy that needs async-native I/O (none of the built-ins do).
+- ``express(kwargs, scope) -> costwise.Express | None``: a fast lane, used only when the
+  strategy is first in the pipeline and the call is a plain ``create`` (no stream, no raw
+  response, no costwise option but ``feature``). It may answer before any `Call` is built
+  (an exact cache hit: the client records one zero-cost ``hit`` entry and returns it);
+  otherwise the call takes the pipeline as usual. `ResponseCache` has one, which is why a
+  hit costs a fraction of a pipeline pass. A lane that waits on the network sets
+  ``blocking = True`` so the async client runs it in a worker thread.
 
 A plain function ``Call -> Call`` is a strategy too: a request-only rewrite.
 """

@@ -5,7 +5,7 @@ is complete (at once, or when a stream ends normally)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from openai.types.chat import ChatCompletion
@@ -23,7 +23,7 @@ from ._parsed import as_parsed, parse_cacheable
 if TYPE_CHECKING:
     from .._call import Call
 
-__all__ = ["cacheable", "reusable", "serve", "when_complete"]
+__all__ = ["cacheable", "repeatable", "reusable", "serve", "when_complete"]
 
 _REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
 
@@ -44,7 +44,12 @@ def cacheable(call: Call, *, always: bool = False) -> bool:
         return False
     if opt_in:
         return True
-    kwargs = call.kwargs
+    return repeatable(call.kwargs, always=always)
+
+
+def repeatable(kwargs: Mapping[str, Any], *, always: bool = False) -> bool:
+    """Whether a request with no cache option may be cached: ``temperature=0`` or an integer
+    ``seed`` (or `always`), and not grounded in a live web search."""
     if kwargs.get("web_search_options") is not None:
         return False
     if always:

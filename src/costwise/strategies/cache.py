@@ -6,17 +6,19 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from openai.types.chat import ChatCompletion, ParsedChatCompletion
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning
-from .._pipeline import Blocking
+from .._pipeline import Blocking, Express
+from ..cache._hits import mark_hit
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._parsed import parse_key_kwargs
 from ..cache._scope import scope_of
-from ..cache._serving import cacheable, reusable, serve, when_complete
+from ..cache._serving import cacheable, repeatable, reusable, serve, when_complete
 from ..cache._stores import CacheStore, DiskCacheStore
 
 if TYPE_CHECKING:
@@ -118,28 +120,61 @@ class ResponseCache:
                 store = self._store
         return store
 
+    @property
+    def blocking(self) -> bool:
+        """Whether the store waits on the network (Redis): the async client then calls it
+        from a worker thread (see `costwise.Blocking`), so the event loop keeps running."""
+        return bool(getattr(self.store, "blocking", False))
+
     @override
     def __repr__(self) -> str:
         return f"ResponseCache({self._store!r})"
 
+    # -- the express lane -------------------------------------------------------------------
+
+    def express(self, kwargs: Mapping[str, Any], scope: str) -> Express | None:
+        """Look up a plain ``create`` before the client builds a `Call` (see `costwise.Express`).
+
+        The client uses it when this cache is first in the pipeline and the call has no
+        costwise option but ``feature``: a hit is then answered in a fraction of a pipeline
+        pass; a miss hands its key to `flow`, which does not look it up again.
+        """
+        if not repeatable(kwargs, always=self.always):
+            return None
+        try:
+            key = request_key(kwargs, scope if self.scope is None else self.scope)
+        except UncacheableRequest as exc:
+            logger.debug("cache bypass: %s", exc)
+            return None
+        hit = self._lookup(key)
+        if hit is None:
+            return Express(key)
+        messages = kwargs.get("messages", ())
+        model = str(kwargs.get("model", ""))
+        completion = self._priced(messages, model, hit)
+        mark_hit(hit)
+        return Express(key, hit, completion)
+
     # -- the flow -------------------------------------------------------------------------
 
     def flow(self, call: Call) -> Flow:
-        key = self._key(call)
+        # A call the express lane missed carries its key: neither keyed nor looked up again.
+        looked_up = call.trace.looked_up
+        key = looked_up or self._key(call)
         if key is None:
             logger.debug("cache: bypass (not cacheable) for %s", call.feature)
             return (yield call)
         # A store that waits on the network (Redis) is called through Blocking: in place by
         # the sync client, from a worker thread by the async one (the loop keeps running).
-        blocking = getattr(self.store, "blocking", False)
-        if not call.options.get("cache_refresh"):
+        blocking = self.blocking
+        if looked_up is None and not call.options.get("cache_refresh"):
             hit = (yield Blocking(self._lookup, key)) if blocking else self._lookup(key)
             served = None if hit is None else self._serve(call, key, hit)
             if served is not None:
                 logger.debug("cache: hit %s for %s", key[:12], call.feature)
                 return served
             logger.debug("cache: miss %s for %s", key[:12], call.feature)
-        else:
+        elif looked_up is None:
             logger.debug("cache: refresh %s for %s", key[:12], call.feature)
         response = yield call
         if call.trace.hit is None:  # an inner strategy (semantic cache) answered: not exact
@@ -187,10 +222,10 @@ class ResponseCache:
         except ValueError as exc:  # a parse hit whose JSON no longer fits the caller's class
             _warn(f"response cache entry {key} does not fit the request ({exc}); calling upstream")
             return None
-        call.trace.answered(self.name, self._priced(call, completion))
+        call.trace.answered(self.name, self._priced(call.messages, call.model, completion))
         return response
 
-    def _priced(self, call: Call, completion: ChatCompletion) -> ChatCompletion:
+    def _priced(self, messages: Any, model: str, completion: ChatCompletion) -> ChatCompletion:
         """`completion`, with estimated usage for the ledger if it has none.
 
         An entry recorded from a stream without ``include_usage`` carries no usage; its hits
@@ -200,8 +235,8 @@ class ResponseCache:
             return completion
         from openai.types import CompletionUsage
 
-        tokenizer, model = self._meter.tokenizer, call.model
-        prompt = tokenizer.count_messages(call.messages, model)
+        tokenizer = self._meter.tokenizer
+        prompt = tokenizer.count_messages(messages, model)
         text = "".join(c.message.content or "" for c in completion.choices)
         output = tokenizer.count(text, model)
         usage = CompletionUsage(
@@ -218,7 +253,7 @@ class ResponseCache:
         when_complete(
             response,
             lambda completion: self._write(key, completion, ttl),
-            blocking=getattr(self.store, "blocking", False),
+            blocking=self.blocking,
         )
 
     def _write(self, key: str, completion: ChatCompletion, ttl: float | None) -> None:
