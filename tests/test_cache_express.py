@@ -9,7 +9,6 @@ compares the responses and every ledger entry field by field, sync and async.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from costwise.cache import MemoryCacheStore, is_hit
 from costwise.ledger import MemoryStore
 from costwise.strategies import ResponseCache, SemanticCache
 from costwise.testing import FakeProvider, Reply
+from test_direct_path import no_usage
 from test_semantic import PLAIN, ToyEmbedder
 
 MSGS: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
@@ -49,27 +49,6 @@ class CountingStore(MemoryCacheStore):
         return super().get(key)
 
 
-def _no_usage_stream(request: httpx2.Request) -> httpx2.Response:
-    """A provider whose answer carries no usage: the hit's counts are tokenizer estimates."""
-    body = json.loads(request.content)
-    return httpx2.Response(
-        200,
-        json={
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1,
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "Paris."},
-                    "finish_reason": "stop",
-                }
-            ],
-        },
-    )
-
-
 Setup = Callable[[], Callable[[httpx2.Request], httpx2.Response]]
 
 SCENARIOS: dict[str, tuple[Setup, dict[str, Any]]] = {
@@ -84,7 +63,7 @@ SCENARIOS: dict[str, tuple[Setup, dict[str, Any]]] = {
         {"model": "gpt-4o", "temperature": 0},
     ),
     "a seed instead of temperature 0": (FakeProvider, {"model": "gpt-4o-mini", "seed": 7}),
-    "no usage reported": (lambda: _no_usage_stream, {"model": "gpt-4o-mini", "temperature": 0}),
+    "no usage reported": (lambda: no_usage, {"model": "gpt-4o-mini", "temperature": 0}),
     "unknown model": (
         lambda: FakeProvider().script(Reply("hi", model="no-such-model", usage=(7, 3))),
         {"model": "no-such-model", "temperature": 0},

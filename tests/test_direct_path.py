@@ -30,7 +30,7 @@ _VOLATILE = ("id", "call_id", "ts", "latency_ms")
 _IDLE = ModelOverride(features={"some-other-feature": "gpt-4o-mini"})  # never acts here
 
 
-def _no_usage(request: httpx2.Request) -> httpx2.Response:
+def no_usage(request: httpx2.Request) -> httpx2.Response:
     """A provider that reports no usage: the entry must be a tokenizer estimate."""
     body = json.loads(request.content)
     return httpx2.Response(
@@ -68,7 +68,7 @@ SCENARIOS: dict[str, tuple[Setup, dict[str, Any]]] = {
         lambda: FakeProvider().script(Reply("hi", model="no-such-model", usage=(7, 3))),
         {"model": "no-such-model"},
     ),
-    "no usage reported": (lambda: _no_usage, {"model": "gpt-4o-mini", "feature": "f"}),
+    "no usage reported": (lambda: no_usage, {"model": "gpt-4o-mini", "feature": "f"}),
     "upstream error": (lambda: FakeProvider().script(Error(500)), {"model": "gpt-4o-mini"}),
     "unknown parameters and costwise options": (
         FakeProvider,
