@@ -323,3 +323,99 @@ class TestMessages:
     def test_empty_conversation(self) -> None:
         """No messages still costs the reply priming."""
         assert HeuristicTokenizer().count_messages([]) == 3
+
+
+class RecordingTokenizer(HeuristicTokenizer):
+    """A real tokenizer that notes which models it was asked to prefetch."""
+
+    def __init__(self) -> None:
+        self.prefetched: list[str | None] = []
+
+    def prefetch(self, model: str | None = None) -> None:
+        self.prefetched.append(model)
+
+
+_ASK: dict[str, Any] = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "Tell me about PIN resets."}],
+}
+
+
+class TestPrefetch:
+    """A stream without usage will need a count when it ends: the load starts when it is sent."""
+
+    def test_prefetch_loads_the_encoding_in_a_thread_of_its_own(self) -> None:
+        # A fresh process: tiktoken caches loaded encodings for the whole process.
+        data = _run_isolated(
+            """
+            import json, threading
+            from costwise.tokens import TiktokenTokenizer
+            tok = TiktokenTokenizer()
+            tok.prefetch("gpt-4o")
+            loaders = [t for t in threading.enumerate() if t.name == "costwise-tokenizer-load"]
+            for t in loaders:
+                t.join()
+            tok.prefetch("gpt-4o")  # loaded: nothing more to do
+            again = [t for t in threading.enumerate() if t.name == "costwise-tokenizer-load"]
+            print(json.dumps({"loaders": len(loaders), "exact": tok.exact, "again": len(again),
+                              "count": tok.count("hello world", "gpt-4o")}))
+            """,
+            {},
+        )
+        assert data == {"loaders": 1, "exact": True, "again": 0, "count": 2}
+
+    def test_prefetch_after_a_fallback_does_nothing(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setitem(sys.modules, "tiktoken", None)
+        tok = TiktokenTokenizer()
+        with pytest.warns(CostwiseWarning, match="could not be loaded"):
+            tok.count("hello")
+        tok.prefetch("gpt-4o")
+        assert tok.exact is False and tok.count("hello") == HeuristicTokenizer().count("hello")
+
+    @pytest.mark.parametrize(
+        ("extra", "expected"),
+        [
+            ({"stream": True}, ["gpt-4o-mini"]),
+            ({"stream": True, "stream_options": {"include_usage": True}}, []),
+            ({}, []),
+        ],
+    )
+    def test_the_client_prefetches_for_streams_without_usage(
+        self, extra: dict[str, Any], expected: list[str]
+    ) -> None:
+        from costwise.ledger import MemoryStore
+        from costwise.testing import fake_client
+
+        tok = RecordingTokenizer()
+        client = fake_client(ledger=MemoryStore(), tokenizer=tok)
+        out = client.chat.completions.create(**_ASK, **extra)
+        if extra.get("stream"):
+            list(out)
+        assert tok.prefetched == expected
+        (entry,) = client.ledger.entries()
+        assert entry.estimated == (expected != [])
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        ("extra", "expected"),
+        [
+            ({"stream": True}, ["gpt-4o-mini"]),
+            ({"stream": True, "stream_options": {"include_usage": True}}, []),
+            ({}, []),
+        ],
+    )
+    async def test_the_async_client_prefetches_for_streams_without_usage(
+        self, extra: dict[str, Any], expected: list[str]
+    ) -> None:
+        from costwise.ledger import MemoryStore
+        from costwise.testing import fake_async_client
+
+        tok = RecordingTokenizer()
+        client = fake_async_client(ledger=MemoryStore(), tokenizer=tok)
+        out = await client.chat.completions.create(**_ASK, **extra)
+        if extra.get("stream"):
+            async for _ in out:
+                pass
+        assert tok.prefetched == expected
+        (entry,) = client.ledger.entries()
+        assert entry.estimated == (expected != [])

@@ -18,7 +18,7 @@ from openai import AsyncStream, Stream
 
 from ._call import Call, CallTrace
 from ._ids import new_id
-from ._streaming import AsyncCostwiseStream, CostwiseStream, assemble
+from ._streaming import AsyncCostwiseStream, CostwiseStream, asks_usage, assemble
 from .ledger import Ledger
 from .ledger._entry import FIELDS
 from .pricing import PriceTable, Usage, _sdk_counts
@@ -219,6 +219,12 @@ class Meter:
         return resp
 
     def _wrap_stream(self, call: Call, resp: Any, started: float) -> Any:
+        if not asks_usage(call.kwargs):
+            # Its entry will need a token count when it ends: load the tokenizer meanwhile,
+            # so the count does not stall the consumer (an event loop) for the load.
+            prefetch = getattr(self.tokenizer, "prefetch", None)
+            if prefetch is not None:
+                prefetch(call.model)
         if isinstance(resp, AsyncStream):
             wrapped: Any = AsyncCostwiseStream(
                 resp.__aiter__(), response=resp.response, close=resp.close

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import httpx2
@@ -23,6 +23,7 @@ from typing_extensions import override
 __all__ = [
     "AsyncCostwiseStream",
     "CostwiseStream",
+    "asks_usage",
     "assemble",
     "replay_chunks",
     "synthetic_response",
@@ -178,6 +179,12 @@ class AsyncCostwiseStream(AsyncStream[ChatCompletionChunk]):
                 yield chunk
 
         return cls(gen(), response=response)
+
+
+def asks_usage(kwargs: Mapping[str, Any]) -> bool:
+    """Whether a streamed request asked for the final usage chunk (``include_usage``)."""
+    options = kwargs.get("stream_options")
+    return isinstance(options, Mapping) and bool(options.get("include_usage"))
 
 
 def synthetic_response(url: str) -> httpx2.Response:

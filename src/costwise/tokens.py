@@ -66,6 +66,8 @@ class Tokenizer(Protocol):
 
     Implement it to plug in a provider's own tokenizer (for example a Hugging Face one for
     an open model); strategies such as the compressor only ever call these two methods.
+    A tokenizer that loads slowly may also define ``prefetch(model)``, which starts the
+    load without waiting for it (see `TiktokenTokenizer.prefetch`).
     """
 
     def count(self, text: str, model: str | None = None) -> int:
@@ -295,13 +297,14 @@ class TiktokenTokenizer:
         4
     """
 
-    __slots__ = ("_encoding", "_encodings", "_fallback", "_lock")
+    __slots__ = ("_encoding", "_encodings", "_fallback", "_lock", "_prefetching")
 
     def __init__(self, encoding: str | None = None) -> None:
         self._encoding = encoding
         self._encodings: dict[str, tiktoken.Encoding] = {}
         self._fallback: HeuristicTokenizer | None = None
         self._lock = threading.Lock()
+        self._prefetching: set[str] = set()
 
     @property
     def exact(self) -> bool | None:
@@ -334,6 +337,24 @@ class TiktokenTokenizer:
                 return None
             self._encodings[name] = encoding
             return encoding
+
+    def prefetch(self, model: str | None = None) -> None:
+        """Start loading `model`'s encoding in a background thread; return at once.
+
+        Loading an encoding takes ~0.1-0.3 s (more if tiktoken must fetch it). Use this
+        when a count is known to be coming on a thread that must not wait, such as an event
+        loop: the async client calls it when it sends a stream without usage, whose entry
+        will need a count when the stream ends. A count that arrives while the load is
+        still running waits only for the rest of it.
+        """
+        name = self._encoding or _encoding_name_for(model)
+        with self._lock:
+            if self._fallback is not None or name in self._encodings or name in self._prefetching:
+                return
+            self._prefetching.add(name)
+        threading.Thread(
+            target=self._load, args=(name,), daemon=True, name="costwise-tokenizer-load"
+        ).start()
 
     def count(self, text: str, model: str | None = None) -> int:
         """Count the tokens in ``text`` as ``model`` sees them.

@@ -13,6 +13,7 @@ from openai.types.chat import ChatCompletion
 from .._streaming import (
     AsyncCostwiseStream,
     CostwiseStream,
+    asks_usage,
     assemble,
     replay_chunks,
     synthetic_response,
@@ -89,11 +90,7 @@ def serve(call: Call, completion: ChatCompletion) -> Any:
     elif not call.stream:
         response = completion
     else:
-        stream_options = call.kwargs.get("stream_options")
-        include_usage = isinstance(stream_options, dict) and bool(
-            stream_options.get("include_usage")
-        )
-        chunks = replay_chunks(completion, include_usage=include_usage)
+        chunks = replay_chunks(completion, include_usage=asks_usage(call.kwargs))
         cls = AsyncCostwiseStream if call.is_async else CostwiseStream
         response = cls.replay(chunks, response=synthetic_response(call.trace.url))
     mark_hit(response)

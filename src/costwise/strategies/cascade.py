@@ -13,7 +13,13 @@ import openai
 
 from .._call import REMOVE, Call
 from .._exceptions import ConfigurationError
-from .._streaming import AsyncCostwiseStream, CostwiseStream, replay_chunks, synthetic_response
+from .._streaming import (
+    AsyncCostwiseStream,
+    CostwiseStream,
+    asks_usage,
+    replay_chunks,
+    synthetic_response,
+)
 from ..pricing import PriceTable, Usage
 from ..typing import Flow
 from .checks import Check, CheckFlow, as_check, not_empty, run_check
@@ -253,8 +259,7 @@ class Cascade:
             call.trace.act(self.name)
         if not buffered:
             return final
-        include_usage = bool((call.kwargs.get("stream_options") or {}).get("include_usage"))
-        chunks = replay_chunks(final, include_usage=include_usage)
+        chunks = replay_chunks(final, include_usage=asks_usage(call.kwargs))
         response = synthetic_response(call.trace.url)
         if call.is_async:
             return AsyncCostwiseStream.replay(chunks, response=response)
