@@ -276,3 +276,106 @@ def test_answer_form_reads_the_arithmetic() -> None:
     assert wrong[-3] == 1.0  # a wrong step
     assert guessed[-1] == 1.0  # 30 is none of the last results
     assert unused[-2] < 1.0  # 16 never used
+
+
+# -- one prompt at a time: the request path skips scikit-learn's batch machinery -----------
+
+WORDS = [
+    "invoice",
+    "refund",
+    "card",
+    "pin",
+    "reset",
+    "transfer",
+    "abroad",
+    "fee",
+    "limit",
+    "account",
+    "statement",
+    "loan",
+    "rate",
+    "prove",
+    "derive",
+    "integrate",
+    "factor",
+    "matrix",
+    "eigenvalue",
+    "theorem",
+    "lemma",
+    "probability",
+    "variance",
+    "poem",
+    "story",
+    "summary",
+    "translate",
+    "french",
+    "german",
+    "code",
+    "python",
+    "function",
+    "bug",
+    "error",
+    "stack",
+    "café",
+    "naïve",
+    "résumé",
+    "東京",
+    "données",
+    "über",
+]
+
+
+def varied_rows(n: int, seed: int) -> list[Outcome]:
+    """Prompts of varied words and numbers; success depends on a few of the words."""
+    from costwise.routing._outcomes import _parse
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        words = rng.choices(WORDS, k=rng.randint(4, 16))
+        prompt = " ".join(words) + f" #{rng.randint(0, 999)}?"
+        hard = len({"prove", "derive", "integrate", "theorem"} & set(words)) > 0
+        out.append(
+            {
+                "id": f"v{i}",
+                "prompt": prompt,
+                "models": {
+                    CHEAP: {"correct": not hard and rng.random() < 0.9},
+                    MID: {"score": rng.random()},
+                    STRONG: {"correct": rng.random() < 0.95},
+                },
+            }
+        )
+    return list(_parse([json.dumps(r) for r in out], "mem"))
+
+
+NEW_PROMPTS = [
+    *(r.prompt for r in varied_rows(40, seed=99)),
+    "",  # no token at all
+    "qqqq zzzz xxxx",  # every token out of the vocabulary
+    "PROVE THE THEOREM!!! " * 30,  # long, upper case, repeated
+]
+
+
+@pytest.mark.parametrize("stack", [True, False])
+def test_one_prompt_equals_the_batch_path(stack: bool) -> None:
+    router = LearnedRouter(topics=4, stack=stack).fit(varied_rows(240, seed=1))
+    assert router._prior is not None and (router._stack is not None) == stack
+    batch = router.predict(NEW_PROMPTS)
+    for prompt, expected in zip(NEW_PROMPTS, batch, strict=True):
+        (one,) = router.predict([prompt])
+        assert one.keys() == expected.keys()
+        for model, p in expected.items():
+            assert one[model] == pytest.approx(p, abs=1e-9), (prompt, model)
+
+
+def test_one_text_equals_the_batch_path_for_the_answer_scorer() -> None:
+    data = varied_rows(200, seed=2)
+    prompts = [r.prompt for r in data]
+    answers = [f"The answer is {i % 7}" for i in range(len(data))]
+    scores = [1.0 if r.models[CHEAP].score else 0.0 for r in data]
+    scorer = AnswerScorer().fit(prompts, answers, scores)
+    new = NEW_PROMPTS[:20]
+    batch = scorer.predict(new, [f"It is {i}" for i in range(len(new))])
+    for i, prompt in enumerate(new):
+        assert scorer(prompt, f"It is {i}") == pytest.approx(batch[i], abs=1e-9)

@@ -12,6 +12,7 @@ from typing_extensions import Self
 from .._exceptions import ConfigurationError
 from ._arith import arithmetic_errors, numbers_in
 from ._learned import TextScorer
+from ._single import logistic_one
 
 __all__ = ["AnswerScorer"]
 
@@ -157,6 +158,10 @@ class AnswerScorer:
         views = self._views(prompts, answers)
         cols = [scorer.predict(view) for scorer, view in zip(self._text, views, strict=True)]
         x = self._stacked(cols, prompts, answers)
+        if len(x) == 1:  # one answer (a cascade's check): without sklearn's input validation
+            import numpy as np
+
+            return [logistic_one(self._stack, np.asarray(x[0], dtype=np.float64))]
         return [float(v) for v in self._stack.predict_proba(x)[:, 1]]
 
     def __call__(self, prompt: str, answer: str) -> float:

@@ -10,6 +10,7 @@ from typing_extensions import Self
 
 from .._exceptions import ConfigurationError
 from ._outcomes import Outcome
+from ._single import Analyzed, TfidfOne, expit, linear_logit, logistic_one
 
 if TYPE_CHECKING:
     from ..pricing import PriceTable
@@ -38,6 +39,7 @@ class TextScorer:
         self._vectorizers: list[Any] = []
         self._model: Any = None
         self._constant: float | None = None
+        self._single: tuple[list[TfidfOne], list[int], Any, float] | None = None
 
     def _features(self, texts: Sequence[str], *, fit: bool) -> Any:
         from scipy.sparse import hstack  # type: ignore[import-untyped]  # sklearn's own dep
@@ -74,6 +76,7 @@ class TextScorer:
         from scipy.sparse import vstack
         from sklearn.linear_model import LogisticRegression
 
+        self._single = None
         x = self._features(list(texts), fit=True)
         s = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
         if s.min() == s.max():  # one class only: nothing to learn, predict the constant
@@ -97,7 +100,25 @@ class TextScorer:
         if self._model is None:
             msg = "TextScorer: call fit() first"
             raise ConfigurationError(msg)
+        if len(texts) == 1:  # the request path: one text, without sklearn's batch machinery
+            return np.array([self.predict_one(Analyzed(texts[0]))])
         return self._model.predict_proba(self._features(list(texts), fit=False))[:, 1]
+
+    def predict_one(self, text: Analyzed) -> float:
+        """`predict` for one analyzed text (equal to the batch path to rounding)."""
+        if self._constant is not None:
+            return self._constant
+        if self._model is None:
+            msg = "TextScorer: call fit() first"
+            raise ConfigurationError(msg)
+        single = self._single
+        if single is None:
+            tfidfs = [TfidfOne(v) for v in self._vectorizers]
+            offsets = [sum(t.size for t in tfidfs[:i]) for i in range(len(tfidfs))]
+            coef = self._model.coef_[0].astype(float)
+            single = self._single = (tfidfs, offsets, coef, float(self._model.intercept_[0]))
+        tfidfs, offsets, coef, intercept = single
+        return expit(linear_logit(coef, intercept, [text.row(t) for t in tfidfs], offsets))
 
     def __call__(self, text: str) -> float:
         """The probability of success of one text."""
@@ -117,6 +138,7 @@ class _TopicPrior:
         self.k, self.smoothing, self.seed = k, smoothing, seed
         self._parts: Any = None
         self._rates: dict[str, Any] = {}
+        self._single: tuple[TfidfOne, Any, Any] | None = None
 
     def fit(self, texts: Sequence[str], columns: Mapping[str, Sequence[float | None]]) -> Self:
         import numpy as np
@@ -143,16 +165,37 @@ class _TopicPrior:
                 )
             self._rates[model] = rates
         self._parts = (vectorizer, svd, kmeans)
+        self._single = None
         return self
 
     def predict(self, texts: Sequence[str]) -> dict[str, Any]:
         import numpy as np
 
+        if len(texts) == 1:
+            return {m: np.array([p]) for m, p in self.predict_one(Analyzed(texts[0])).items()}
         vectorizer, svd, kmeans = self._parts
         z = svd.transform(vectorizer.transform(texts))
         z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-9
         labels = kmeans.predict(z)
         return {model: rates[labels] for model, rates in self._rates.items()}
+
+    def predict_one(self, text: Analyzed) -> dict[str, float]:
+        """`predict` for one analyzed text: the nearest topic's rates."""
+        import numpy as np
+
+        if self._single is None:
+            vectorizer, svd, kmeans = self._parts
+            self._single = (
+                TfidfOne(vectorizer),
+                np.asarray(svd.components_, dtype=np.float64),
+                np.asarray(kmeans.cluster_centers_, dtype=np.float64),
+            )
+        tfidf, components, centers = self._single
+        indices, values = text.row(tfidf)
+        z = components[:, indices] @ values
+        z /= np.linalg.norm(z) + 1e-9
+        label = int(np.argmin(((centers - z) ** 2).sum(axis=1)))
+        return {model: float(rates[label]) for model, rates in self._rates.items()}
 
 
 def _fit_prompt_models(
@@ -178,6 +221,15 @@ def _predict_prompt_models(
     scorers: Mapping[str, TextScorer], prior: _TopicPrior | None, prompts: Sequence[str]
 ) -> dict[str, Any]:
     """The averaged prediction (prompt's words and topic, equally weighted): no stacker."""
+    if len(prompts) == 1:  # one Analyzed: analyzers shared by the models run once
+        import numpy as np
+
+        text = Analyzed(prompts[0])
+        columns = {m: np.array([scorer.predict_one(text)]) for m, scorer in scorers.items()}
+        topic = {} if prior is None else prior.predict_one(text)
+        for m, rate in topic.items():
+            columns[m] = (columns[m] + rate) / 2
+        return columns
     columns = {m: scorer.predict(prompts) for m, scorer in scorers.items()}
     if prior is not None:
         for m, rates in prior.predict(prompts).items():
@@ -191,9 +243,16 @@ def _base_features(
     """Every base prediction of every model, as logits: one row per prompt."""
     import numpy as np
 
-    columns = [scorer.predict(prompts) for scorer in scorers.values()]
-    if prior is not None:
-        columns += list(prior.predict(prompts).values())
+    if len(prompts) == 1:  # one Analyzed: analyzers shared by the models run once
+        text = Analyzed(prompts[0])
+        row = [scorer.predict_one(text) for scorer in scorers.values()]
+        if prior is not None:
+            row += list(prior.predict_one(text).values())
+        columns = [np.array([v]) for v in row]
+    else:
+        columns = [scorer.predict(prompts) for scorer in scorers.values()]
+        if prior is not None:
+            columns += list(prior.predict(prompts).values())
     p = np.clip(np.column_stack(columns), 1e-4, 1 - 1e-4)
     return np.log(p / (1 - p))
 
@@ -246,7 +305,10 @@ class _Stack:
         z = (x - self._center) / self._scale
         out = {m: np.full(len(x), v) for m, v in self._constants.items()}
         for model, lr in self._models.items():
-            out[model] = lr.predict_proba(z)[:, 1]
+            if len(x) == 1:  # one prompt: without sklearn's input validation
+                out[model] = np.array([logistic_one(lr, z[0])])
+            else:
+                out[model] = lr.predict_proba(z)[:, 1]
         return out
 
 
