@@ -247,3 +247,66 @@ def test_the_lane_writes_the_journal_a_killed_process_leaves(tmp_path: Path) -> 
         stored = list(client.ledger.entries())
     assert [e.kind for e in in_journal] == ["upstream", "hit"]
     assert [e.to_dict() for e in in_journal] == [e.to_dict() for e in stored]
+
+
+# -- the lane is part of the strategy protocol: user strategies may offer one -------------
+
+
+class Canned:
+    """A user strategy whose express lane answers every plain request with one completion."""
+
+    name = "canned"
+
+    def __init__(self, lane: Any = None) -> None:
+        from openai.types.chat import ChatCompletion
+
+        from costwise.testing import chat_completion
+
+        self.answer = ChatCompletion.model_validate(chat_completion("Canned.", usage=(12, 3)))
+        self.lane = lane
+
+    def express(self, kwargs: Any, scope: str) -> Any:
+        if self.lane is not None:
+            return self.lane
+        return costwise.Express("canned", self.answer, self.answer)
+
+    def flow(self, call: Call) -> Any:
+        return (yield call)
+
+
+def test_a_user_strategy_can_answer_in_the_lane() -> None:
+    provider = FakeProvider()
+    with CostwiseClient(**_options([Canned()], provider, is_async=False)) as client:
+        got = client.chat.completions.create(model="gpt-4o", messages=MSGS, feature="f")
+        (entry,) = client.ledger.entries()
+    assert got.choices[0].message.content == "Canned." and provider.requests == []
+    assert (entry.kind, entry.strategy, entry.feature, entry.cost_nanos) == (
+        "hit",
+        "canned",
+        "f",
+        0,
+    )
+    assert entry.prompt_tokens == 12 and entry.baseline_nanos and entry.baseline_nanos > 0
+
+
+@pytest.mark.parametrize(
+    "lane",
+    ["not an Express", costwise.Express("k", response=object())],
+    ids=["type", "no completion"],
+)
+def test_a_lane_that_breaks_the_protocol_is_named(lane: Any) -> None:
+    provider = FakeProvider()
+    with CostwiseClient(**_options([Canned(lane)], provider, is_async=False)) as client:
+        with pytest.raises(costwise.StrategyError, match=r"'canned'.*express"):
+            client.chat.completions.create(model="gpt-4o", messages=MSGS)
+        assert provider.requests == [] and list(client.ledger.entries()) == []
+
+
+@pytest.mark.anyio
+async def test_async_a_lane_that_breaks_the_protocol_is_named() -> None:
+    provider = FakeProvider()
+    opts = _options([Canned("nope")], provider.async_handler, is_async=True)
+    async with AsyncCostwiseClient(**opts) as client:
+        with pytest.raises(costwise.StrategyError, match=r"'canned'.*express"):
+            await client.chat.completions.create(model="gpt-4o", messages=MSGS)
+        assert provider.requests == []

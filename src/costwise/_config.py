@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._call import Call, CallTrace, Method, new_call
 from ._compat import OPTIONS_HEADER, raw_mode
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, StrategyError
 from ._feature import UNTAGGED, current_feature, validate_feature
 from ._meter import Meter
 from ._pipeline import Express, Pipeline, arun, run
@@ -163,7 +163,7 @@ class Config:
         assert front is not None
         ts = time.time()
         found = front(kwargs, scope)
-        if found is not None and found.response is not None:
+        if found is not None and (type(found) is not Express or found.response is not None):
             self._record_hit(feature, kwargs, found, ts)
         return found
 
@@ -178,13 +178,20 @@ class Config:
             found = await anyio.to_thread.run_sync(front, kwargs, scope)
         else:
             found = front(kwargs, scope)
-        if found is not None and found.response is not None:
+        if found is not None and (type(found) is not Express or found.response is not None):
             self._record_hit(feature, kwargs, found, ts)
         return found
 
-    def _record_hit(self, feature: str, kwargs: dict[str, Any], found: Express, ts: float) -> None:
+    def _record_hit(self, feature: str, kwargs: dict[str, Any], found: Any, ts: float) -> None:
+        step = self.pipeline.steps[0]
+        if not isinstance(found, Express) or getattr(found.completion, "usage", False) is False:
+            msg = (
+                f"strategy {step.name!r}: express() must return None or a costwise.Express "
+                f"(with the completion it answered from), got {found!r}"
+            )
+            raise StrategyError(msg, strategy=step.strategy)
         model = kwargs.get("model") or ""
-        self.meter.hit(feature, ts, model, found.completion, self.pipeline.steps[0].name)
+        self.meter.hit(feature, ts, model, found.completion, step.name)
 
     def make_call(
         self,
