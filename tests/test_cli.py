@@ -263,3 +263,35 @@ def test_installed_entry_point_runs(ledger: Path) -> None:
     )
     assert proc.returncode == EXIT_LEDGER_MISSING
     assert "costwise report: no ledger" in proc.stderr
+
+
+def test_prune_shows_then_deletes_whole_days(
+    ledger: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --yes nothing goes; with it, the days before --before go with their totals."""
+    before = ["prune", "--ledger", str(ledger), "--before", "2026-11-21"]
+    code, out, _ = run(before, capsys)
+    assert code == 0 and "would delete 3 entries (3 calls, $0.0030 spent" in out
+    assert "2026-11-20 to 2026-11-20" in out and "nothing deleted" in out
+    assert len(list(SQLiteStore(ledger).entries())) == 4
+    code, _, err = run([*before, "--yes"], capsys)
+    assert code == 0 and "deleted 3 entries before 2026-11-21" in err
+    left = list(SQLiteStore(ledger).entries())
+    assert [e.id for e in left] == [entry(30, "search", 0, 0).id]
+    code, out, _ = run(["report", "--ledger", str(ledger), "--format", "json"], capsys)
+    assert code == 0 and json.loads(out)["total"]["calls"] == 1
+
+
+def test_prune_refuses_the_future_and_needs_a_ledger(
+    tmp_path: Path, ledger: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["prune", "--ledger", str(ledger), "--before", "2999-01-01"], capsys)
+    assert code == EXIT_BAD_DATE and "in the future" in err
+    code, _, err = run(["prune", "--ledger", str(ledger), "--before", "someday"], capsys)
+    assert code == EXIT_BAD_DATE and "not a date" in err
+    code, _, err = run(
+        ["prune", "--ledger", str(tmp_path / "none.sqlite"), "--before", "90d"], capsys
+    )
+    assert code == EXIT_LEDGER_MISSING and "no ledger" in err
+    code, _, _ = run(["prune", "--ledger", str(ledger)], capsys)
+    assert code == 2  # --before is required

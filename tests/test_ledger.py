@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import multiprocessing
 import os
@@ -440,3 +441,81 @@ def test_rows_and_entries_store_the_same() -> None:
         b.write_rows([row_of(entry(1)), row_of(detailed)])
         assert list(a.entries()) == list(b.entries()) == [detailed, entry(1)]  # by time
         assert a.aggregate() == b.aggregate()
+
+
+# -- pruning: whole UTC days, entries with their daily totals ------------------------------
+
+DAY = 86400.0
+MIDNIGHT = 1_700_006_400.0  # 2023-11-15T00:00:00Z
+assert MIDNIGHT % DAY == 0
+
+
+def _days_of_entries(n_days: int = 5, per_day: int = 7) -> list[LedgerEntry]:
+    return [
+        entry(d * 100 + i, feature=f"f{i % 2}", cost=d * 10 + i, ts=MIDNIGHT + d * DAY + i * 3000.0)
+        for d in range(n_days)
+        for i in range(per_day)
+    ]
+
+
+class TestPrune:
+    def test_store_prune_deletes_whole_days_and_keeps_the_rest_exact(
+        self, store: MemoryStore | SQLiteStore
+    ) -> None:
+        entries = _days_of_entries()
+        store.write(entries)
+        cutoff = MIDNIGHT + 2 * DAY
+        assert store.prune(cutoff) == 14
+        kept = [e for e in entries if e.ts >= cutoff]
+        assert list(store.entries()) == sorted(kept, key=lambda e: e.ts)
+        for by in ("feature", "day", "model"):  # the daily totals went with the entries
+            assert store.aggregate(by=by) == aggregate_entries(kept, by)
+        assert store.spent_nanos(since=0) == sum(e.cost_nanos or 0 for e in kept)
+        assert store.prune(cutoff) == 0  # nothing left before it
+        store.write(entries[:3])  # a late retry of a pruned entry is stored once again
+        assert len(list(store.entries())) == len(kept) + 3
+
+    def test_sqlite_prune_wants_a_midnight(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "l.sqlite")
+        with pytest.raises(ValueError, match="UTC midnight"):
+            store.prune(MIDNIGHT + 5)
+
+    def test_ledger_prune_rounds_down_flushes_first_and_checks_its_input(
+        self, tmp_path: Path
+    ) -> None:
+        ledger = Ledger(SQLiteStore(tmp_path / "l.sqlite"))
+        entries = _days_of_entries()
+        ledger.record(entries)  # journaled, not yet in the store
+        assert ledger.pending > 0
+        # a time in the middle of day 3 prunes days 0-2 (14:00 is rounded down to midnight)
+        gone = ledger.prune(before=dt.datetime(2023, 11, 17, 14, tzinfo=dt.timezone.utc))
+        assert gone == 14 and ledger.pending == 0
+        assert {e.id for e in ledger.entries()} == {e.id for e in entries[14:]}
+        assert ledger.prune(before="2023-11-17") == 0
+        with pytest.raises(ValueError, match="future"):
+            ledger.prune(before=dt.date.today() + dt.timedelta(days=2))
+        with pytest.raises(ValueError, match="not a date"):
+            ledger.prune(before="last tuesday")
+        ledger.close()
+
+    def test_a_store_without_prune_is_named(self) -> None:
+        class Minimal:
+            def write(self, entries: Any) -> None: ...
+            def entries(self, **_: Any) -> Any:
+                return iter(())
+
+            def aggregate(self, **_: Any) -> Any:
+                return []
+
+            def spent_nanos(self, **_: Any) -> int:
+                return 0
+
+            def close(self) -> None: ...
+
+            @override
+            def __repr__(self) -> str:
+                return "Minimal()"
+
+        ledger = Ledger(Minimal())
+        with pytest.raises(LedgerError, match=r"Minimal\(\) cannot prune"):
+            ledger.prune(before="2023-11-17")

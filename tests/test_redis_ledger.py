@@ -173,3 +173,22 @@ def test_client_records_into_redis_and_cli_reads_it(
     RedisStore(url, spool=None).write(list(store.entries()))
     assert main(["report", "--ledger", url, "--format", "csv", "--fields", "calls"]) == 0
     assert "faq,3" in capsys.readouterr().out
+
+
+def test_prune_deletes_whole_days_with_their_totals(store: RedisStore) -> None:
+    """Days before the cutoff go, entries and running totals; the days kept report exactly."""
+    entries = make_entries(400, seed=5)
+    store.write(entries)
+    cutoff = DAY0 + 2 * 86400
+    kept = [e for e in entries if e.ts >= cutoff]
+    assert store.prune(cutoff, chunk=37) == len(entries) - len(kept)  # several chunks
+    assert sorted(e.id for e in store.entries()) == sorted(e.id for e in kept)
+    for by in ("feature", "day", "status"):
+        assert store.aggregate(by=by) == aggregate_entries(kept, by)
+    assert store.spent_nanos(since=DAY0) == sum(e.cost_nanos or 0 for e in kept)
+    for day in ("2026-11-20", "2026-11-21"):  # no orphaned totals left behind
+        assert list(store._redis.scan_iter(f"{store.prefix}:*{day}*")) == []
+    assert list(store._redis.scan_iter(f"{store.prefix}:t:2026-11-22:*"))
+    assert store.prune(cutoff) == 0
+    with pytest.raises(ValueError, match="UTC midnight"):
+        store.prune(cutoff + 1)

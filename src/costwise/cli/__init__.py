@@ -1,4 +1,4 @@
-"""The ``costwise`` command: ``report``, ``export``, ``prices`` and ``demo``.
+"""The ``costwise`` command: ``report``, ``export``, ``prune``, ``prices`` and ``demo``.
 
 Every failure the user can fix has its own exit code and a one-line message on stderr that
 says what to do, so scripts and CI can tell "no ledger yet" from "corrupt ledger" from "typo
@@ -56,13 +56,15 @@ _EPILOG = """exit codes: 0 ok, 2 bad usage, 3 ledger missing, 4 ledger corrupt o
 5 bad date, 6 unknown field, 7 invalid price sheet, 8 unknown model"""
 
 
-def _ledger_args(p: argparse.ArgumentParser) -> None:
+def _ledger_args(p: argparse.ArgumentParser, *, times: bool = True) -> None:
     p.add_argument(
         "--ledger",
         metavar="PATH|URL",
         help="a SQLite ledger file or a redis://host:port/db URL "
         "(default: $COSTWISE_LEDGER or ~/.local/share/costwise/ledger.sqlite)",
     )
+    if not times:
+        return
     p.add_argument(
         "--since",
         metavar="WHEN",
@@ -121,6 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
 
+    prune = sub.add_parser(
+        "prune",
+        help="delete whole days of old entries (shows what would go unless --yes)",
+        epilog=_EPILOG,
+        description="Delete the entries of whole UTC days before --before, with their daily "
+        "totals, so a long-running ledger stays bounded. Without --yes it only shows what it "
+        "would delete. Export what you want to keep first (costwise export --until ...).",
+    )
+    _ledger_args(prune, times=False)
+    prune.add_argument(
+        "--before",
+        metavar="WHEN",
+        required=True,
+        help="delete days before this one: ISO date (2026-09-01), 'today', 'month', or an "
+        "age such as 90d (rounded down to its UTC midnight)",
+    )
+    prune.add_argument("--yes", action="store_true", help="really delete (default: dry run)")
+
     prices = sub.add_parser(
         "prices",
         help="show the price table, validate a price sheet",
@@ -169,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._report import run_export
 
             return run_export(args)
+        if args.command == "prune":
+            from ._prune import run_prune
+
+            return run_prune(args)
         if args.command == "prices":
             from ._prices import run_prices
 

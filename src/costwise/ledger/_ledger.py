@@ -8,8 +8,10 @@ import csv
 import datetime as dt
 import json
 import logging
+import math
 import os
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -251,6 +253,43 @@ class Ledger:
             self._flush_journal()
         elif self._pending:
             self.record(())
+
+    def prune(self, *, before: float | str | dt.date | dt.datetime) -> int:
+        """Delete the entries of whole UTC days before `before`; returns how many went.
+
+        Use it to keep a long-running service's ledger bounded, say to 90 days, after
+        exporting what you want to keep (`export_csv`, ``costwise export``). Entries are
+        deleted with their running daily totals, so reports over the days kept are
+        unchanged. `before` is rounded down to its UTC midnight: only whole days go, never
+        part of one. Pending entries are flushed first. The ``costwise prune`` command does
+        the same and shows what it would delete before it does.
+
+        Args:
+            before: a date, a datetime (naive = UTC), ISO text or Unix seconds.
+
+        Returns:
+            How many entries were deleted.
+
+        Raises:
+            ValueError: `before` is not a date or time, or its midnight is in the future.
+            LedgerError: the store cannot prune (a custom store without ``prune``), or it
+                failed.
+
+        Example:
+            >>> client.ledger.prune(before=datetime.date.today() - datetime.timedelta(days=90))
+        """
+        ts = to_timestamp(before)
+        assert ts is not None
+        cutoff = math.floor(ts / 86400) * 86400
+        if cutoff > time.time():
+            msg = f"prune: before={before!r} is in the future; it would delete today's entries"
+            raise ValueError(msg)
+        prune = getattr(self.store, "prune", None)
+        if not callable(prune):
+            msg = f"{self.store!r} cannot prune: it has no prune(before) method"
+            raise LedgerError(msg, path=repr(self.store))
+        self.flush()
+        return int(prune(float(cutoff)))
 
     def report(
         self,

@@ -318,6 +318,42 @@ class RedisStore:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def prune(self, before: float, *, chunk: int = 1000) -> int:
+        """Delete entries with ``ts < before`` (a UTC midnight) and those days' totals.
+
+        Entries go in chunks of `chunk` ids, each one ``MULTI`` transaction, so Redis is
+        never blocked for long; a day's running totals go after its entries. An interrupted
+        prune leaves whole totals over some of the entries; running it again finishes it.
+        """
+        if before % _DAY:
+            msg = f"RedisStore.prune: before must be a UTC midnight, got {before!r}"
+            raise ValueError(msg)
+        self._flush_before_read()
+        r, p = self._redis, self.prefix
+        gone = 0
+        try:
+            while True:
+                ids = r.zrangebyscore(f"{p}:ts", "-inf", f"({before!r}", start=0, num=chunk)
+                if not ids:
+                    break
+                pipe = r.pipeline(transaction=True)
+                pipe.hdel(f"{p}:entries", *ids)
+                pipe.zrem(f"{p}:ts", *ids)
+                deleted, _ = pipe.execute()
+                gone += int(deleted)
+            for day in self._days(None, before):
+                names = r.smembers(f"{p}:k:{day}")
+                pipe = r.pipeline(transaction=True)
+                for name in names:
+                    text = name.decode() if isinstance(name, bytes) else str(name)
+                    pipe.delete(f"{p}:t:{day}:{text}")
+                pipe.delete(f"{p}:k:{day}")
+                pipe.srem(f"{p}:days", day)
+                pipe.execute()
+        except self._errors as exc:
+            raise self._fail(exc, "prune") from exc
+        return gone
+
     def _flush_before_read(self) -> None:
         if self.spool_path is not None and self._spool_pending():
             self.flush_spool()

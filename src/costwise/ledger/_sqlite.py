@@ -328,6 +328,25 @@ class SQLiteStore:
             ReportRow(key=k, **dict(zip(TOTALS, v, strict=True))) for k, v in sorted(merged.items())
         ]
 
+    def prune(self, before: float) -> int:
+        """Delete entries with ``ts < before`` (a UTC midnight) and those days' totals.
+
+        One transaction: entries and daily totals go together. The file keeps its size
+        (SQLite reuses the freed pages); ``VACUUM`` it offline to shrink it.
+        """
+        if before % _DAY:
+            msg = f"SQLiteStore.prune: before must be a UTC midnight, got {before!r}"
+            raise ValueError(msg)
+        conn = self._conn()
+        try:
+            with conn:
+                gone = conn.execute("DELETE FROM ledger WHERE ts < ?", (before,)).rowcount
+                conn.execute("DELETE FROM ledger_daily WHERE day < ?", (_day(before),))
+        except sqlite3.Error as exc:
+            msg = "prune"
+            raise self._error(msg, exc) from exc
+        return int(gone)
+
     def spent_nanos(self, *, since: float, feature: str | None = None) -> int:
         # Budgets ask from the start of a UTC day or month: the daily totals answer alone.
         lo = math.ceil(since / _DAY) * _DAY

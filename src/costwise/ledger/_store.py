@@ -61,6 +61,10 @@ class LedgerStore(Protocol):
     A store must make `write` atomic (all entries or none) and idempotent on ``entry.id``
     (writing an entry twice stores it once), so the ledger can retry after a failure without
     double counting.
+
+    A store may also define ``prune(before: float) -> int``: delete the entries (and any
+    running totals) with ``ts < before``, a UTC midnight, and return how many entries went.
+    `Ledger.prune` uses it; the bundled stores all have it.
     """
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
@@ -165,6 +169,15 @@ class MemoryStore:
                 if e.id not in self._ids:
                     self._ids.add(e.id)
                     self._entries.append(e)
+
+    def prune(self, before: float) -> int:
+        """Delete entries with ``ts < before``; returns how many (see `Ledger.prune`)."""
+        with self._lock:
+            keep = [e for e in self._entries if e.ts >= before]
+            gone = len(self._entries) - len(keep)
+            self._entries = keep
+            self._ids = {e.id for e in keep}
+        return gone
 
     def entries(
         self, *, since: float | None = None, until: float | None = None
