@@ -14,6 +14,12 @@ from ._config import Config
 from ._resources import AsyncCostwiseChat, CostwiseChat
 
 if TYPE_CHECKING:
+    from ._recorded import (
+        AsyncCostwiseEmbeddings,
+        AsyncCostwiseResponses,
+        CostwiseEmbeddings,
+        CostwiseResponses,
+    )
     from .ledger import Ledger, LedgerEntry, LedgerStore
     from .pricing import PriceTable
     from .tokens import Tokenizer
@@ -111,6 +117,20 @@ class CostwiseClient(_CostwiseMixin, OpenAI):
     def chat(self) -> CostwiseChat:
         return CostwiseChat(self)
 
+    @cached_property
+    @override
+    def embeddings(self) -> CostwiseEmbeddings:
+        from ._recorded import CostwiseEmbeddings  # the SDK module is imported on first use
+
+        return CostwiseEmbeddings(self)
+
+    @cached_property
+    @override
+    def responses(self) -> CostwiseResponses:
+        from ._recorded import CostwiseResponses  # the SDK module is imported on first use
+
+        return CostwiseResponses(self)
+
     @override
     def copy(self, **kwargs: Any) -> Self:
         """The SDK's ``copy``/``with_options``, keeping costwise's configuration and ledger."""
@@ -145,6 +165,20 @@ class AsyncCostwiseClient(_CostwiseMixin, AsyncOpenAI):
     @override
     def chat(self) -> AsyncCostwiseChat:
         return AsyncCostwiseChat(self)
+
+    @cached_property
+    @override
+    def embeddings(self) -> AsyncCostwiseEmbeddings:
+        from ._recorded import AsyncCostwiseEmbeddings  # the SDK module is imported on first use
+
+        return AsyncCostwiseEmbeddings(self)
+
+    @cached_property
+    @override
+    def responses(self) -> AsyncCostwiseResponses:
+        from ._recorded import AsyncCostwiseResponses  # the SDK module is imported on first use
+
+        return AsyncCostwiseResponses(self)
 
     @override
     def copy(self, **kwargs: Any) -> Self:

@@ -252,6 +252,10 @@ class Config:
                 if into is not None:
                     into[name] = value
 
+    def feature_of(self, tag: object, kwargs: dict[str, Any]) -> str:
+        """The feature a call is recorded under (see `_tag`); for the recorded-only endpoints."""
+        return self._tag(tag, kwargs)
+
     def _tag(self, tag: object, kwargs: dict[str, Any]) -> str:
         """The call's feature (`tag` if given, else the context's or the client's), checked."""
         model = kwargs.get("model")

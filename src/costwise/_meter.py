@@ -278,14 +278,22 @@ class Meter:
 
     # -- the direct path: a client with no strategies ------------------------------------
 
-    def direct(self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Any]) -> Any:
+    def direct(
+        self,
+        feature: str,
+        kwargs: dict[str, Any],
+        sdk: Callable[..., Any],
+        messages: Any = None,
+    ) -> Any:
         """Send and record a plain ``create`` that no strategy can change, in one step.
 
         The same entry `send` + `finish` would write (one attempt, final, its baseline its
         own cost), without building a `Call` and its trace: with no strategies configured
         this is all costwise does, and it runs between two requests of the caller, so every
         step it skips is latency the caller does not pay. Streams and raw responses take
-        the general path.
+        the general path. The endpoints costwise only records (embeddings, the Responses
+        API) come here too, with `messages` standing in for their input when usage must be
+        estimated.
         """
         ts, started = time.time(), time.perf_counter()
         model = kwargs.get("model") or ""
@@ -294,11 +302,15 @@ class Meter:
         except Exception as exc:
             self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False)
             raise
-        self._direct_ok(feature, ts, kwargs, resp, started)
+        self._direct_ok(feature, ts, kwargs, resp, started, messages)
         return resp
 
     async def adirect(
-        self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Awaitable[Any]]
+        self,
+        feature: str,
+        kwargs: dict[str, Any],
+        sdk: Callable[..., Awaitable[Any]],
+        messages: Any = None,
     ) -> Any:
         """The async twin of `direct`."""
         ts, started = time.time(), time.perf_counter()
@@ -308,14 +320,22 @@ class Meter:
         except Exception as exc:
             self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False)
             raise
-        self._direct_ok(feature, ts, kwargs, resp, started)
+        self._direct_ok(feature, ts, kwargs, resp, started, messages)
         return resp
 
     def _direct_ok(
-        self, feature: str, ts: float, kwargs: dict[str, Any], resp: Any, started: float
+        self,
+        feature: str,
+        ts: float,
+        kwargs: dict[str, Any],
+        resp: Any,
+        started: float,
+        messages: Any = None,
     ) -> None:
         model = kwargs.get("model") or ""
-        counts, estimated = self._read(resp, kwargs.get("messages", ()), model)
+        if messages is None:
+            messages = kwargs.get("messages", ())
+        counts, estimated = self._read(resp, messages, model)
         answered_by = str(getattr(resp, "model", None) or model)
         self._direct_row(feature, ts, model, answered_by, counts, started, "ok", estimated)
 
@@ -462,8 +482,9 @@ def _log(rows: list[list[Any]]) -> None:
 def _text_of(resp: Any) -> str:
     try:
         return "".join(c.message.content or "" for c in resp.choices)
-    except (AttributeError, TypeError):
-        return ""
+    except (AttributeError, TypeError):  # a Responses API response has its own text
+        text = getattr(resp, "output_text", None)
+        return text if isinstance(text, str) else ""
 
 
 def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from openai import AsyncStream, Stream
 from openai.lib.streaming.chat import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
 from openai.resources.chat import AsyncChat, Chat
 from openai.resources.chat.completions import AsyncCompletions, Completions
+from openai.resources.embeddings import AsyncEmbeddings, Embeddings
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ParsedChatCompletion
 from typing_extensions import Unpack, override
 
@@ -39,7 +40,9 @@ class CostwiseCompletions(Completions):
             return self._sdk_create
         if method == "parse":
             return partial(Completions.parse, self)
-        return self._client.embeddings.create
+        # The SDK's own create: the client's `embeddings` records its calls itself, and a
+        # strategy's side call is recorded by the meter already.
+        return partial(Embeddings.create, self._client.embeddings)
 
     @cached_property
     def _sdk_create(self) -> Any:
@@ -120,7 +123,7 @@ class AsyncCostwiseCompletions(AsyncCompletions):
             return self._sdk_create
         if method == "parse":
             return partial(AsyncCompletions.parse, self)
-        return self._client.embeddings.create
+        return partial(AsyncEmbeddings.create, self._client.embeddings)
 
     @cached_property
     def _sdk_create(self) -> Any:

@@ -52,6 +52,11 @@ from openai.types.chat.completion_create_params import (
     CompletionCreateParamsNonStreaming,
     CompletionCreateParamsStreaming,
 )
+from openai.types.embedding_create_params import EmbeddingCreateParams
+from openai.types.responses.response_create_params import (
+    ResponseCreateParamsNonStreaming,
+    ResponseCreateParamsStreaming,
+)
 from typing_extensions import TypedDict
 
 if TYPE_CHECKING:
@@ -66,8 +71,11 @@ __all__ = [
     "CostwiseOptions",
     "CreateKwargs",
     "CreateStreamKwargs",
+    "EmbeddingsKwargs",
     "Flow",
     "RequestOptions",
+    "ResponsesKwargs",
+    "ResponsesStreamKwargs",
     "Strategy",
     "StrategyLike",
 ]
@@ -140,3 +148,20 @@ class CreateStreamKwargs(
     CompletionCreateParamsStreaming, CostwiseOptions, RequestOptions, total=False
 ):
     """Keyword arguments of ``create(stream=True)``: the SDK's own plus costwise's."""
+
+
+class _Tag(TypedDict, total=False):
+    feature: str | None
+    """The spend tag (default: the `costwise.feature` context, else ``"untagged"``)."""
+
+
+class EmbeddingsKwargs(EmbeddingCreateParams, RequestOptions, _Tag, total=False):
+    """Keyword arguments of ``embeddings.create``: the SDK's own plus ``feature=``."""
+
+
+class ResponsesKwargs(ResponseCreateParamsNonStreaming, RequestOptions, _Tag, total=False):
+    """Keyword arguments of ``responses.create``: the SDK's own plus ``feature=``."""
+
+
+class ResponsesStreamKwargs(ResponseCreateParamsStreaming, RequestOptions, _Tag, total=False):
+    """Keyword arguments of ``responses.create(stream=True)`` (passes through unrecorded)."""

@@ -1,0 +1,197 @@
+"""The SDK endpoints costwise records but does not optimise: embeddings and the Responses API.
+
+Strategies run on ``chat.completions`` only. A client's other priced calls must still be in
+the ledger, or it undercounts spend: ``client.embeddings.create`` and
+``client.responses.create`` take ``feature=`` and are recorded through `Meter.direct`
+(one entry, priced from the response's usage). What is not recorded yet says so once per
+process with a `CostwiseWarning` instead of silently missing from the ledger: streamed and
+background Responses calls, raw responses of these endpoints, and the Responses
+``parse``/``stream`` helpers.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, overload
+
+from openai.resources.embeddings import AsyncEmbeddings, Embeddings
+from openai.resources.responses import AsyncResponses, Responses
+from typing_extensions import Unpack, override
+
+from ._compat import raw_mode
+from ._exceptions import CostwiseWarning
+
+if TYPE_CHECKING:
+    from openai import AsyncStream, Stream
+    from openai.types import CreateEmbeddingResponse
+    from openai.types.responses import Response, ResponseStreamEvent
+
+    from ._config import Config
+    from .typing import EmbeddingsKwargs, ResponsesKwargs, ResponsesStreamKwargs
+
+__all__ = [
+    "AsyncCostwiseEmbeddings",
+    "AsyncCostwiseResponses",
+    "CostwiseEmbeddings",
+    "CostwiseResponses",
+]
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _unrecorded(what: str) -> None:
+    """Warn once per process that a kind of call passes through without a ledger entry."""
+    with _warned_lock:
+        if what in _warned:
+            return
+        _warned.add(what)
+    warnings.warn(
+        f"costwise does not record {what} in the ledger yet; the call passes through "
+        f"unchanged (chat.completions, embeddings.create and plain responses.create are "
+        f"recorded)",
+        CostwiseWarning,
+        stacklevel=4,
+    )
+
+
+def _embedding_messages(kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The input texts as messages, for a token estimate when the server reports no usage."""
+    value = kwargs.get("input")
+    texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [{"role": "user", "content": t} for t in texts if isinstance(t, str)]
+
+
+def _responses_messages(kwargs: Mapping[str, Any]) -> list[Any]:
+    """Instructions and input of a Responses call as chat messages (for an estimate)."""
+    out: list[Any] = []
+    instructions = kwargs.get("instructions")
+    if isinstance(instructions, str):
+        out.append({"role": "system", "content": instructions})
+    value = kwargs.get("input")
+    if isinstance(value, str):
+        out.append({"role": "user", "content": value})
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        out += [item for item in value if isinstance(item, Mapping) and "content" in item]
+    return out
+
+
+def _config(resource: Any) -> Config:
+    return resource._client._costwise  # type: ignore[no-any-return]  # set by the clients
+
+
+def _passes_through(kwargs: Mapping[str, Any], endpoint: str) -> bool:
+    """Whether this call is one costwise does not record (after warning once)."""
+    if raw_mode(kwargs.get("extra_headers")):
+        _unrecorded(f"raw responses of {endpoint} (with_raw_response)")
+        return True
+    if endpoint == "responses.create":
+        if kwargs.get("stream"):
+            _unrecorded("streamed responses.create calls")
+            return True
+        if kwargs.get("background"):
+            _unrecorded("background responses.create calls")
+            return True
+    return False
+
+
+class CostwiseEmbeddings(Embeddings):
+    """``client.embeddings`` of a `CostwiseClient`: the SDK's, recorded in the ledger."""
+
+    @override
+    def create(  # type: ignore[override]  # adds feature= to the SDK's keywords
+        self, **kwargs: Unpack[EmbeddingsKwargs]
+    ) -> CreateEmbeddingResponse:
+        """The SDK's ``create``, tagged with ``feature=`` and recorded (usage priced)."""
+        args: dict[str, Any] = dict(kwargs)
+        cfg = _config(self)
+        tag = cfg.feature_of(args.pop("feature", None), args)
+        sdk = partial(Embeddings.create, self)
+        if _passes_through(args, "embeddings.create"):
+            return sdk(**args)
+        return cfg.meter.direct(tag, args, sdk, _embedding_messages(args))  # type: ignore[no-any-return]
+
+
+class AsyncCostwiseEmbeddings(AsyncEmbeddings):
+    """``client.embeddings`` of an `AsyncCostwiseClient`: the SDK's, recorded in the ledger."""
+
+    @override
+    async def create(  # type: ignore[override]  # adds feature= to the SDK's keywords
+        self, **kwargs: Unpack[EmbeddingsKwargs]
+    ) -> CreateEmbeddingResponse:
+        """The SDK's ``create``, tagged with ``feature=`` and recorded (usage priced)."""
+        args: dict[str, Any] = dict(kwargs)
+        cfg = _config(self)
+        tag = cfg.feature_of(args.pop("feature", None), args)
+        sdk = partial(AsyncEmbeddings.create, self)
+        if _passes_through(args, "embeddings.create"):
+            return await sdk(**args)
+        return await cfg.meter.adirect(tag, args, sdk, _embedding_messages(args))  # type: ignore[no-any-return]
+
+
+class CostwiseResponses(Responses):
+    """``client.responses`` of a `CostwiseClient`: plain ``create`` calls are recorded."""
+
+    @overload  # type: ignore[override]  # adds feature= to the SDK's keywords
+    def create(self, **kwargs: Unpack[ResponsesKwargs]) -> Response: ...
+    @overload
+    def create(self, **kwargs: Unpack[ResponsesStreamKwargs]) -> Stream[ResponseStreamEvent]: ...
+
+    @override
+    def create(self, **kwargs: Any) -> Response | Stream[ResponseStreamEvent]:
+        """The SDK's ``create``, tagged with ``feature=``; recorded unless streamed or in
+        the background (those pass through with a one-time warning)."""
+        cfg = _config(self)
+        tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
+        sdk = partial(Responses.create, self)
+        if _passes_through(kwargs, "responses.create"):
+            return sdk(**kwargs)
+        return cfg.meter.direct(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
+
+    @override
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        """The SDK's ``parse``; not recorded yet (warns once)."""
+        _unrecorded("responses.parse calls")
+        return super().parse(*args, **kwargs)
+
+    @override
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """The SDK's ``stream``; not recorded yet (warns once)."""
+        _unrecorded("responses.stream calls")
+        return super().stream(*args, **kwargs)
+
+
+class AsyncCostwiseResponses(AsyncResponses):
+    """``client.responses`` of an `AsyncCostwiseClient`: plain ``create`` calls are recorded."""
+
+    @overload  # type: ignore[override]  # adds feature= to the SDK's keywords
+    async def create(self, **kwargs: Unpack[ResponsesKwargs]) -> Response: ...
+    @overload
+    async def create(
+        self, **kwargs: Unpack[ResponsesStreamKwargs]
+    ) -> AsyncStream[ResponseStreamEvent]: ...
+
+    @override
+    async def create(self, **kwargs: Any) -> Response | AsyncStream[ResponseStreamEvent]:
+        """The SDK's ``create``, tagged and recorded like the sync twin's."""
+        cfg = _config(self)
+        tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
+        sdk = partial(AsyncResponses.create, self)
+        if _passes_through(kwargs, "responses.create"):
+            return await sdk(**kwargs)
+        return await cfg.meter.adirect(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
+
+    @override
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:
+        """The SDK's ``parse``; not recorded yet (warns once)."""
+        _unrecorded("responses.parse calls")
+        return await super().parse(*args, **kwargs)
+
+    @override
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """The SDK's ``stream``; not recorded yet (warns once)."""
+        _unrecorded("responses.stream calls")
+        return super().stream(*args, **kwargs)

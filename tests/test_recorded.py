@@ -1,0 +1,226 @@
+"""Embeddings and the Responses API: recorded in the ledger, returned exactly as the SDK's.
+
+Strategies only run on chat completions, but a client's other priced calls must be in the
+ledger or it undercounts spend. Each test runs the same call through the bare SDK and through
+costwise over one MockTransport and compares the results, then checks the entry.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+import costwise
+from costwise import AsyncCostwiseClient, CostwiseClient
+from costwise.ledger import MemoryStore
+from costwise.strategies import SemanticCache
+from costwise.testing import FakeProvider
+
+RESPONSE: dict[str, Any] = {
+    "id": "resp_1",
+    "object": "response",
+    "created_at": 1,
+    "model": "gpt-4o-2024-08-06",
+    "output": [
+        {
+            "type": "message",
+            "id": "msg_1",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "Paris.", "annotations": []}],
+        }
+    ],
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+    "status": "completed",
+    "usage": {
+        "input_tokens": 1200,
+        "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 0},
+        "output_tokens": 50,
+        "output_tokens_details": {"reasoning_tokens": 20},
+        "total_tokens": 1250,
+    },
+}
+
+
+class Upstream:
+    """The fake provider, plus a ``/responses`` route (plain JSON, an SSE stream, or a 500)."""
+
+    def __init__(self) -> None:
+        self.provider = FakeProvider()
+        self.responses = 0
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        if not request.url.path.endswith("/responses"):
+            return self.provider(request)
+        self.responses += 1
+        body = json.loads(request.content)
+        if body.get("input") == "fail":
+            error = {"error": {"message": "boom", "type": "server_error", "code": None}}
+            return httpx2.Response(500, json=error)
+        if body.get("stream"):
+            done = {"type": "response.completed", "sequence_number": 0, "response": RESPONSE}
+            text = f"event: response.completed\ndata: {json.dumps(done)}\n\n"
+            return httpx2.Response(
+                200, content=text.encode(), headers={"content-type": "text/event-stream"}
+            )
+        return httpx2.Response(200, json=RESPONSE)
+
+    async def handle_async(self, request: httpx2.Request) -> httpx2.Response:
+        return self(request)
+
+
+def _clients(upstream: Upstream) -> tuple[openai.OpenAI, CostwiseClient]:
+    opts: dict[str, Any] = {"api_key": "k", "base_url": "http://test/v1", "max_retries": 0}
+    bare = openai.OpenAI(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(upstream)), **opts
+    )
+    http = httpx2.Client(transport=httpx2.MockTransport(upstream))
+    return bare, CostwiseClient(http_client=http, ledger=MemoryStore(), **opts)
+
+
+def _async_clients(upstream: Upstream) -> tuple[openai.AsyncOpenAI, AsyncCostwiseClient]:
+    opts: dict[str, Any] = {"api_key": "k", "base_url": "http://test/v1", "max_retries": 0}
+    transport = httpx2.MockTransport(upstream.handle_async)
+    bare = openai.AsyncOpenAI(http_client=httpx2.AsyncClient(transport=transport), **opts)
+    http = httpx2.AsyncClient(transport=httpx2.MockTransport(upstream.handle_async))
+    return bare, AsyncCostwiseClient(http_client=http, ledger=MemoryStore(), **opts)
+
+
+def test_embeddings_are_recorded_and_unchanged() -> None:
+    bare, client = _clients(Upstream())
+    ask: dict[str, Any] = {"model": "text-embedding-3-small", "input": ["card pin", "refund"]}
+    expected = bare.embeddings.create(**ask)
+    got = client.embeddings.create(**ask, feature="search")
+    assert type(got) is type(expected) and got.model_dump() == expected.model_dump()
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.model, entry.kind, entry.final) == (
+        "search",
+        "text-embedding-3-small",
+        "upstream",
+        True,
+    )
+    assert entry.prompt_tokens == expected.usage.prompt_tokens > 0
+    assert entry.cost_nanos and entry.cost_nanos > 0 and entry.baseline_nanos == entry.cost_nanos
+    assert not entry.estimated
+
+
+def test_responses_are_recorded_and_unchanged() -> None:
+    bare, client = _clients(Upstream())
+    ask: dict[str, Any] = {
+        "model": "gpt-4o",
+        "input": "Capital of France?",
+        "instructions": "Be terse.",
+    }
+    expected = bare.responses.create(**ask)
+    with costwise.feature("geo"):
+        got = client.responses.create(**ask)
+    assert type(got) is type(expected) and got.model_dump() == expected.model_dump()
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.requested_model, entry.model) == (
+        "geo",
+        "gpt-4o",
+        "gpt-4o-2024-08-06",
+    )
+    counts = (entry.prompt_tokens, entry.completion_tokens, entry.cached_tokens)
+    assert counts == (1200, 50, 1024) and entry.reasoning_tokens == 20
+    price = client._costwise.meter.prices.price("gpt-4o")
+    assert price is not None
+    # 176 uncached + 1024 cached input tokens and 50 output tokens at gpt-4o's rates
+    expected_usd = price.cost(
+        costwise.pricing.Usage(prompt_tokens=1200, completion_tokens=50, cached_tokens=1024)
+    )
+    assert entry.cost == expected_usd
+
+
+def test_errors_pass_through_unchanged_and_are_recorded() -> None:
+    bare, client = _clients(Upstream())
+    with pytest.raises(openai.InternalServerError) as bare_error:
+        bare.responses.create(model="gpt-4o", input="fail")
+    with pytest.raises(openai.InternalServerError) as error:
+        client.responses.create(model="gpt-4o", input="fail", feature="geo")
+    assert type(error.value) is type(bare_error.value) and error.value.status_code == 500
+    (entry,) = client.ledger.entries()
+    assert entry.status == "InternalServerError" and entry.cost_nanos == 0
+
+
+def test_what_is_not_recorded_yet_passes_through_and_says_so() -> None:
+    upstream = Upstream()
+    _, client = _clients(upstream)
+    with pytest.warns(costwise.CostwiseWarning, match="streamed responses.create"):
+        events = list(client.responses.create(model="gpt-4o", input="hi", stream=True))
+    assert [e.type for e in events] == ["response.completed"]
+    with pytest.warns(costwise.CostwiseWarning, match="raw responses of responses.create"):
+        raw = client.responses.with_raw_response.create(model="gpt-4o", input="hi")
+    assert raw.parse().output_text == "Paris."
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process: no second warning
+        list(client.responses.create(model="gpt-4o", input="hi", stream=True))
+    assert list(client.ledger.entries()) == [] and upstream.responses == 3
+
+
+def test_bad_tags_are_refused_before_sending() -> None:
+    upstream = Upstream()
+    _, client = _clients(upstream)
+    for bad in (3, "", " "):
+        with pytest.raises((TypeError, ValueError), match="feature"):
+            client.responses.create(model="gpt-4o", input="hi", feature=bad)  # type: ignore[arg-type]
+        with pytest.raises((TypeError, ValueError), match="feature"):
+            client.embeddings.create(model="text-embedding-3-small", input="x", feature=bad)  # type: ignore[arg-type]
+    assert upstream.responses == 0 and upstream.provider.requests == []
+
+
+def test_a_semantic_cache_side_call_is_recorded_once() -> None:
+    """The semantic cache embeds through the SDK's own create: one overhead entry per embedding."""
+    from costwise.cache import MemoryCacheStore
+    from costwise.semantic import OpenAIEmbedder
+
+    upstream = Upstream()
+    with pytest.warns(costwise.CostwiseWarning, match="calibrated"):  # not MiniLM's settings
+        semantic = SemanticCache(MemoryCacheStore(), embedder=OpenAIEmbedder(dimensions=64))
+    client = CostwiseClient(
+        api_key="k",
+        base_url="http://test/v1",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(upstream)),
+        ledger=MemoryStore(),
+        strategies=[semantic],
+    )
+    for _ in range(2):  # a miss (embed, call, store), then a hit (embed)
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "How do I reset my PIN?"}],
+            temperature=0,
+        )
+    embeddings_sent = len(upstream.provider.calls("/embeddings"))
+    entries = list(client.ledger.entries())
+    assert embeddings_sent >= 1
+    assert sum(e.purpose == "embed" for e in entries) == embeddings_sent
+    assert sum(e.kind == "upstream" for e in entries) == 1
+
+
+@pytest.mark.anyio
+async def test_async_embeddings_and_responses_are_recorded_and_unchanged() -> None:
+    upstream = Upstream()
+    bare, client = _async_clients(upstream)
+    ask: dict[str, Any] = {"model": "gpt-4o", "input": "Capital of France?"}
+    expected = await bare.responses.create(**ask)
+    got = await client.responses.create(**ask, feature="geo")
+    assert got.model_dump() == expected.model_dump()
+    emb: dict[str, Any] = {"model": "text-embedding-3-small", "input": "card pin"}
+    assert (await client.embeddings.create(**emb)).model_dump() == (
+        await bare.embeddings.create(**emb)
+    ).model_dump()
+    entries = sorted(client.ledger.entries(), key=lambda e: e.model)
+    assert [(e.feature, e.model) for e in entries] == [
+        ("geo", "gpt-4o-2024-08-06"),
+        ("untagged", "text-embedding-3-small"),
+    ]
+    with pytest.raises(openai.InternalServerError):
+        await client.responses.create(model="gpt-4o", input="fail")
+    assert len(list(client.ledger.entries())) == 3
