@@ -65,8 +65,17 @@ class Upstream:
             error = {"error": {"message": "boom", "type": "server_error", "code": None}}
             return httpx2.Response(500, json=error)
         if body.get("stream"):
-            done = {"type": "response.completed", "sequence_number": 0, "response": RESPONSE}
-            text = f"event: response.completed\ndata: {json.dumps(done)}\n\n"
+            delta = {
+                "type": "response.output_text.delta",
+                "sequence_number": 0,
+                "item_id": "msg_1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": "Paris.",
+                "logprobs": [],
+            }
+            done = {"type": "response.completed", "sequence_number": 1, "response": RESPONSE}
+            text = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in (delta, done))
             return httpx2.Response(
                 200, content=text.encode(), headers={"content-type": "text/event-stream"}
             )
@@ -150,18 +159,40 @@ def test_errors_pass_through_unchanged_and_are_recorded() -> None:
     assert entry.status == "InternalServerError" and entry.cost_nanos == 0
 
 
+def test_a_streamed_response_is_recorded_when_it_ends() -> None:
+    upstream = Upstream()
+    bare, client = _clients(upstream)
+    ask: dict[str, Any] = {"model": "gpt-4o", "input": "Capital?", "stream": True}
+    expected = [e.model_dump() for e in bare.responses.create(**ask)]
+    stream = client.responses.create(**ask, feature="geo")
+    assert isinstance(stream, openai.Stream) and list(client.ledger.entries()) == []
+    assert [e.model_dump() for e in stream] == expected
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.model, entry.status, entry.estimated) == (
+        "geo",
+        "gpt-4o-2024-08-06",
+        "ok",
+        False,
+    )
+    assert (entry.prompt_tokens, entry.completion_tokens, entry.cached_tokens) == (1200, 50, 1024)
+    # closed after the first event: no final usage, so an estimate, marked incomplete
+    with client.responses.create(**ask) as early:
+        next(iter(early))
+    last = max(client.ledger.entries(), key=lambda e: e.ts)
+    assert last.status == "incomplete" and last.estimated and last.prompt_tokens > 0
+
+
 def test_what_is_not_recorded_yet_passes_through_and_says_so() -> None:
     upstream = Upstream()
     _, client = _clients(upstream)
-    with pytest.warns(costwise.CostwiseWarning, match="streamed responses.create"):
-        events = list(client.responses.create(model="gpt-4o", input="hi", stream=True))
-    assert [e.type for e in events] == ["response.completed"]
+    with pytest.warns(costwise.CostwiseWarning, match="background responses.create"):
+        client.responses.create(model="gpt-4o", input="hi", background=True)
     with pytest.warns(costwise.CostwiseWarning, match="raw responses of responses.create"):
         raw = client.responses.with_raw_response.create(model="gpt-4o", input="hi")
     assert raw.parse().output_text == "Paris."
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per process: no second warning
-        list(client.responses.create(model="gpt-4o", input="hi", stream=True))
+        client.responses.create(model="gpt-4o", input="hi", background=True)
     assert list(client.ledger.entries()) == [] and upstream.responses == 3
 
 
@@ -224,3 +255,8 @@ async def test_async_embeddings_and_responses_are_recorded_and_unchanged() -> No
     with pytest.raises(openai.InternalServerError):
         await client.responses.create(model="gpt-4o", input="fail")
     assert len(list(client.ledger.entries())) == 3
+    stream = await client.responses.create(model="gpt-4o", input="hi", stream=True)
+    assert isinstance(stream, openai.AsyncStream)
+    assert [e.type async for e in stream] == ["response.output_text.delta", "response.completed"]
+    entries = list(client.ledger.entries())
+    assert len(entries) == 4 and max(entries, key=lambda e: e.ts).completion_tokens == 50

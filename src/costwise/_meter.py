@@ -323,6 +323,46 @@ class Meter:
         self._direct_ok(feature, ts, kwargs, resp, started, messages)
         return resp
 
+    def watch_stream(
+        self,
+        feature: str,
+        kwargs: dict[str, Any],
+        stream: Any,
+        started: tuple[float, float],
+        final_of: Callable[[list[Any]], Any],
+        messages: Any,
+    ) -> Any:
+        """Wrap a stream of an endpoint costwise only records; its entry is written when it ends.
+
+        `final_of(events)` finds the finished response among the events (its ``usage`` and
+        ``model``); without one (closed early, or no usage) the entry is an estimate from
+        `messages`, marked ``incomplete`` when the stream did not run to its end.
+        """
+        ts, t0 = started
+        requested = kwargs.get("model") or ""
+        if isinstance(stream, AsyncStream):
+            wrapped: Any = AsyncCostwiseStream(
+                stream.__aiter__(), response=stream.response, close=stream.close
+            )
+        else:
+            wrapped = CostwiseStream(iter(stream), response=stream.response, close=stream.close)
+
+        def done(events: list[Any], completed: bool) -> None:
+            final = final_of(events)
+            reported = None if final is None else _counts(getattr(final, "usage", None))
+            if reported is None:
+                counts = self._estimate(
+                    messages, requested, "" if final is None else _text_of(final)
+                )
+            else:
+                counts = reported
+            model = str(getattr(final, "model", None) or requested)
+            status = "ok" if completed else "incomplete"
+            self._direct_row(feature, ts, requested, model, counts, t0, status, reported is None)
+
+        wrapped.add_done_callback(done)
+        return wrapped
+
     def _direct_ok(
         self,
         feature: str,

@@ -4,14 +4,16 @@ Strategies run on ``chat.completions`` only. A client's other priced calls must 
 the ledger, or it undercounts spend: ``client.embeddings.create`` and
 ``client.responses.create`` take ``feature=`` and are recorded through `Meter.direct`
 (one entry, priced from the response's usage). What is not recorded yet says so once per
-process with a `CostwiseWarning` instead of silently missing from the ledger: streamed and
-background Responses calls, raw responses of these endpoints, and the Responses
-``parse``/``stream`` helpers.
+process with a `CostwiseWarning` instead of silently missing from the ledger: background
+Responses calls, raw responses of these endpoints, and the Responses ``parse``/``stream``
+helpers. A streamed ``responses.create`` is recorded when it ends, from its final event's
+usage.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Mapping
 from functools import partial
@@ -51,8 +53,7 @@ def _unrecorded(what: str) -> None:
         _warned.add(what)
     warnings.warn(
         f"costwise does not record {what} in the ledger yet; the call passes through "
-        f"unchanged (chat.completions, embeddings.create and plain responses.create are "
-        f"recorded)",
+        f"unchanged (chat.completions, embeddings.create and responses.create are recorded)",
         CostwiseWarning,
         stacklevel=4,
     )
@@ -79,6 +80,17 @@ def _responses_messages(kwargs: Mapping[str, Any]) -> list[Any]:
     return out
 
 
+def _finished(events: list[Any]) -> Any:
+    """The final response of a Responses API stream (completed, incomplete or failed)."""
+    for event in reversed(events):
+        if getattr(event, "type", "") in _FINAL_EVENTS:
+            return getattr(event, "response", None)
+    return None
+
+
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
 def _config(resource: Any) -> Config:
     return resource._client._costwise  # type: ignore[no-any-return]  # set by the clients
 
@@ -88,13 +100,9 @@ def _passes_through(kwargs: Mapping[str, Any], endpoint: str) -> bool:
     if raw_mode(kwargs.get("extra_headers")):
         _unrecorded(f"raw responses of {endpoint} (with_raw_response)")
         return True
-    if endpoint == "responses.create":
-        if kwargs.get("stream"):
-            _unrecorded("streamed responses.create calls")
-            return True
-        if kwargs.get("background"):
-            _unrecorded("background responses.create calls")
-            return True
+    if endpoint == "responses.create" and kwargs.get("background"):
+        _unrecorded("background responses.create calls")
+        return True
     return False
 
 
@@ -142,14 +150,19 @@ class CostwiseResponses(Responses):
 
     @override
     def create(self, **kwargs: Any) -> Response | Stream[ResponseStreamEvent]:
-        """The SDK's ``create``, tagged with ``feature=``; recorded unless streamed or in
-        the background (those pass through with a one-time warning)."""
+        """The SDK's ``create``, tagged with ``feature=`` and recorded (a stream when it
+        ends); a background call passes through with a one-time warning."""
         cfg = _config(self)
         tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
         sdk = partial(Responses.create, self)
         if _passes_through(kwargs, "responses.create"):
             return sdk(**kwargs)
-        return cfg.meter.direct(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
+        messages = _responses_messages(kwargs)
+        if kwargs.get("stream"):
+            started = (time.time(), time.perf_counter())
+            stream = sdk(**kwargs)
+            return cfg.meter.watch_stream(tag, kwargs, stream, started, _finished, messages)  # type: ignore[no-any-return]
+        return cfg.meter.direct(tag, kwargs, sdk, messages)  # type: ignore[no-any-return]
 
     @override
     def parse(self, *args: Any, **kwargs: Any) -> Any:
@@ -182,7 +195,12 @@ class AsyncCostwiseResponses(AsyncResponses):
         sdk = partial(AsyncResponses.create, self)
         if _passes_through(kwargs, "responses.create"):
             return await sdk(**kwargs)
-        return await cfg.meter.adirect(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
+        messages = _responses_messages(kwargs)
+        if kwargs.get("stream"):
+            started = (time.time(), time.perf_counter())
+            stream = await sdk(**kwargs)
+            return cfg.meter.watch_stream(tag, kwargs, stream, started, _finished, messages)  # type: ignore[no-any-return]
+        return await cfg.meter.adirect(tag, kwargs, sdk, messages)  # type: ignore[no-any-return]
 
     @override
     async def parse(self, *args: Any, **kwargs: Any) -> Any:
