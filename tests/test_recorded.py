@@ -187,13 +187,31 @@ def test_what_is_not_recorded_yet_passes_through_and_says_so() -> None:
     _, client = _clients(upstream)
     with pytest.warns(costwise.CostwiseWarning, match="background responses.create"):
         client.responses.create(model="gpt-4o", input="hi", background=True)
-    with pytest.warns(costwise.CostwiseWarning, match="raw responses of responses.create"):
-        raw = client.responses.with_raw_response.create(model="gpt-4o", input="hi")
-    assert raw.parse().output_text == "Paris."
+    with pytest.warns(costwise.CostwiseWarning, match="raw streamed responses"):
+        raw = client.responses.with_raw_response.create(model="gpt-4o", input="hi", stream=True)
+    assert [e.type for e in raw.parse()][-1] == "response.completed"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per process: no second warning
         client.responses.create(model="gpt-4o", input="hi", background=True)
     assert list(client.ledger.entries()) == [] and upstream.responses == 3
+
+
+def test_raw_responses_are_recorded_from_their_body() -> None:
+    bare, client = _clients(Upstream())
+    with costwise.feature("geo"):  # the SDK types with_raw_response without feature=
+        raw = client.responses.with_raw_response.create(model="gpt-4o", input="hi")
+    assert raw.parse().output_text == "Paris." and raw.status_code == 200
+    with client.embeddings.with_streaming_response.create(
+        model="text-embedding-3-small", input="card pin"
+    ) as streamed:
+        vectors = streamed.parse()
+    expected = bare.embeddings.create(model="text-embedding-3-small", input="card pin")
+    assert vectors.model_dump() == expected.model_dump()
+    by_model = {e.model: e for e in client.ledger.entries()}
+    assert by_model["gpt-4o-2024-08-06"].prompt_tokens == 1200
+    assert by_model["gpt-4o-2024-08-06"].feature == "geo"
+    embedding = by_model["text-embedding-3-small"]
+    assert embedding.prompt_tokens == expected.usage.prompt_tokens and not embedding.estimated
 
 
 def test_bad_tags_are_refused_before_sending() -> None:

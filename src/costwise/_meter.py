@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from openai import AsyncStream, Stream
 
 from ._call import Call, CallTrace
+from ._compat import raw_mode
 from ._ids import new_id
 from ._streaming import AsyncCostwiseStream, CostwiseStream, asks_usage, assemble
 from .ledger import Ledger
@@ -375,8 +376,15 @@ class Meter:
         model = kwargs.get("model") or ""
         if messages is None:
             messages = kwargs.get("messages", ())
-        counts, estimated = self._read(resp, messages, model)
-        answered_by = str(getattr(resp, "model", None) or model)
+        if raw_mode(kwargs.get("extra_headers")):  # a recorded endpoint's raw response
+            body = _json_of_raw(resp)
+            reported = None if body is None else _counts(body.get("usage"))
+            estimated = reported is None
+            counts = self._estimate(messages, model, "") if reported is None else reported
+            answered_by = str((body or {}).get("model") or model)
+        else:
+            counts, estimated = self._read(resp, messages, model)
+            answered_by = str(getattr(resp, "model", None) or model)
         self._direct_row(feature, ts, model, answered_by, counts, started, "ok", estimated)
 
     def _direct_row(

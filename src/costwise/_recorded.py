@@ -5,7 +5,7 @@ the ledger, or it undercounts spend: ``client.embeddings.create`` and
 ``client.responses.create`` take ``feature=`` and are recorded through `Meter.direct`
 (one entry, priced from the response's usage). What is not recorded yet says so once per
 process with a `CostwiseWarning` instead of silently missing from the ledger: background
-Responses calls, raw responses of these endpoints, and the Responses ``parse``/``stream``
+Responses calls, raw streamed Responses calls, and the Responses ``parse``/``stream``
 helpers. A streamed ``responses.create`` is recorded when it ends, from its final event's
 usage.
 """
@@ -97,8 +97,8 @@ def _config(resource: Any) -> Config:
 
 def _passes_through(kwargs: Mapping[str, Any], endpoint: str) -> bool:
     """Whether this call is one costwise does not record (after warning once)."""
-    if raw_mode(kwargs.get("extra_headers")):
-        _unrecorded(f"raw responses of {endpoint} (with_raw_response)")
+    if raw_mode(kwargs.get("extra_headers")) and kwargs.get("stream"):
+        _unrecorded(f"raw streamed responses of {endpoint} (with_raw_response, stream=True)")
         return True
     if endpoint == "responses.create" and kwargs.get("background"):
         _unrecorded("background responses.create calls")
