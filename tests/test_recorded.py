@@ -79,6 +79,10 @@ class Upstream:
             return httpx2.Response(
                 200, content=text.encode(), headers={"content-type": "text/event-stream"}
             )
+        if (body.get("text") or {}).get("format", {}).get("type") == "json_schema":
+            structured = json.loads(json.dumps(RESPONSE))
+            structured["output"][0]["content"][0]["text"] = '{"city": "Paris"}'
+            return httpx2.Response(200, json=structured)
         return httpx2.Response(200, json=RESPONSE)
 
     async def handle_async(self, request: httpx2.Request) -> httpx2.Response:
@@ -278,3 +282,21 @@ async def test_async_embeddings_and_responses_are_recorded_and_unchanged() -> No
     assert [e.type async for e in stream] == ["response.output_text.delta", "response.completed"]
     entries = list(client.ledger.entries())
     assert len(entries) == 4 and max(entries, key=lambda e: e.ts).completion_tokens == 50
+
+
+def test_responses_parse_is_recorded() -> None:
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        city: str
+
+    upstream = Upstream()
+    _, client = _clients(upstream)
+    with pytest.warns(costwise.CostwiseWarning, match=r"responses.stream calls"):
+        client.responses.stream(model="gpt-4o", input="hi")  # a manager: nothing sent yet
+    parsed = client.responses.parse(
+        model="gpt-4o", input="Capital?", text_format=City, feature="geo"
+    )
+    assert parsed.output_parsed == City(city="Paris")
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.prompt_tokens, entry.completion_tokens) == ("geo", 1200, 50)

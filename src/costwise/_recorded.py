@@ -1,13 +1,12 @@
 """The SDK endpoints costwise records but does not optimise: embeddings and the Responses API.
 
 Strategies run on ``chat.completions`` only. A client's other priced calls must still be in
-the ledger, or it undercounts spend: ``client.embeddings.create`` and
-``client.responses.create`` take ``feature=`` and are recorded through `Meter.direct`
-(one entry, priced from the response's usage). What is not recorded yet says so once per
-process with a `CostwiseWarning` instead of silently missing from the ledger: background
-Responses calls, raw streamed Responses calls, and the Responses ``parse``/``stream``
-helpers. A streamed ``responses.create`` is recorded when it ends, from its final event's
-usage.
+the ledger, or it undercounts spend: ``client.embeddings.create``, ``client.responses.create``
+and ``client.responses.parse`` take ``feature=`` and are recorded through `Meter.direct` (one
+entry, priced from the response's usage); a streamed ``responses.create`` is recorded when
+it ends, from its final event's usage. What is not recorded yet says so once per process
+with a `CostwiseWarning` instead of silently missing from the ledger: background Responses
+calls, raw streamed Responses calls, and the Responses ``stream()`` helper.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from ._exceptions import CostwiseWarning
 if TYPE_CHECKING:
     from openai import AsyncStream, Stream
     from openai.types import CreateEmbeddingResponse
-    from openai.types.responses import Response, ResponseStreamEvent
+    from openai.types.responses import ParsedResponse, Response, ResponseStreamEvent
 
     from ._config import Config
     from .typing import EmbeddingsKwargs, ResponsesKwargs, ResponsesStreamKwargs
@@ -53,7 +52,8 @@ def _unrecorded(what: str) -> None:
         _warned.add(what)
     warnings.warn(
         f"costwise does not record {what} in the ledger yet; the call passes through "
-        f"unchanged (chat.completions, embeddings.create and responses.create are recorded)",
+        f"unchanged (chat.completions, embeddings.create, responses.create and "
+        f"responses.parse are recorded)",
         CostwiseWarning,
         stacklevel=4,
     )
@@ -100,8 +100,8 @@ def _passes_through(kwargs: Mapping[str, Any], endpoint: str) -> bool:
     if raw_mode(kwargs.get("extra_headers")) and kwargs.get("stream"):
         _unrecorded(f"raw streamed responses of {endpoint} (with_raw_response, stream=True)")
         return True
-    if endpoint == "responses.create" and kwargs.get("background"):
-        _unrecorded("background responses.create calls")
+    if endpoint.startswith("responses.") and kwargs.get("background"):
+        _unrecorded(f"background {endpoint} calls")
         return True
     return False
 
@@ -141,7 +141,8 @@ class AsyncCostwiseEmbeddings(AsyncEmbeddings):
 
 
 class CostwiseResponses(Responses):
-    """``client.responses`` of a `CostwiseClient`: plain ``create`` calls are recorded."""
+    """``client.responses`` of a `CostwiseClient`: ``create`` (streams too) and ``parse``
+    are recorded; the ``stream()`` helper is not yet (it warns once)."""
 
     @overload  # type: ignore[override]  # adds feature= to the SDK's keywords
     def create(self, **kwargs: Unpack[ResponsesKwargs]) -> Response: ...
@@ -165,10 +166,14 @@ class CostwiseResponses(Responses):
         return cfg.meter.direct(tag, kwargs, sdk, messages)  # type: ignore[no-any-return]
 
     @override
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        """The SDK's ``parse``; not recorded yet (warns once)."""
-        _unrecorded("responses.parse calls")
-        return super().parse(*args, **kwargs)
+    def parse(self, **kwargs: Any) -> ParsedResponse[Any]:
+        """The SDK's ``parse`` (structured outputs), tagged with ``feature=`` and recorded."""
+        cfg = _config(self)
+        tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
+        sdk = partial(Responses.parse, self)
+        if _passes_through(kwargs, "responses.parse"):
+            return sdk(**kwargs)
+        return cfg.meter.direct(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
 
     @override
     def stream(self, *args: Any, **kwargs: Any) -> Any:
@@ -178,7 +183,7 @@ class CostwiseResponses(Responses):
 
 
 class AsyncCostwiseResponses(AsyncResponses):
-    """``client.responses`` of an `AsyncCostwiseClient`: plain ``create`` calls are recorded."""
+    """``client.responses`` of an `AsyncCostwiseClient`: recorded like the sync twin's."""
 
     @overload  # type: ignore[override]  # adds feature= to the SDK's keywords
     async def create(self, **kwargs: Unpack[ResponsesKwargs]) -> Response: ...
@@ -203,10 +208,14 @@ class AsyncCostwiseResponses(AsyncResponses):
         return await cfg.meter.adirect(tag, kwargs, sdk, messages)  # type: ignore[no-any-return]
 
     @override
-    async def parse(self, *args: Any, **kwargs: Any) -> Any:
-        """The SDK's ``parse``; not recorded yet (warns once)."""
-        _unrecorded("responses.parse calls")
-        return await super().parse(*args, **kwargs)
+    async def parse(self, **kwargs: Any) -> ParsedResponse[Any]:
+        """The SDK's ``parse`` (structured outputs), tagged with ``feature=`` and recorded."""
+        cfg = _config(self)
+        tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
+        sdk = partial(AsyncResponses.parse, self)
+        if _passes_through(kwargs, "responses.parse"):
+            return await sdk(**kwargs)
+        return await cfg.meter.adirect(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
 
     @override
     def stream(self, *args: Any, **kwargs: Any) -> Any:
