@@ -55,6 +55,7 @@ class Upstream:
     def __init__(self) -> None:
         self.provider = FakeProvider()
         self.responses = 0
+        self.only_final = False  # a stream of the created and final events alone
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         if not request.url.path.endswith("/responses"):
@@ -75,7 +76,14 @@ class Upstream:
                 "logprobs": [],
             }
             done = {"type": "response.completed", "sequence_number": 1, "response": RESPONSE}
-            text = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in (delta, done))
+            created_response = {**RESPONSE, "status": "in_progress", "output": [], "usage": None}
+            created = {
+                "type": "response.created",
+                "sequence_number": 0,
+                "response": created_response,
+            }
+            events = (created, done) if self.only_final else (delta, done)
+            text = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
             return httpx2.Response(
                 200, content=text.encode(), headers={"content-type": "text/event-stream"}
             )
@@ -292,11 +300,25 @@ def test_responses_parse_is_recorded() -> None:
 
     upstream = Upstream()
     _, client = _clients(upstream)
-    with pytest.warns(costwise.CostwiseWarning, match=r"responses.stream calls"):
-        client.responses.stream(model="gpt-4o", input="hi")  # a manager: nothing sent yet
     parsed = client.responses.parse(
         model="gpt-4o", input="Capital?", text_format=City, feature="geo"
     )
     assert parsed.output_parsed == City(city="Paris")
     (entry,) = client.ledger.entries()
     assert (entry.feature, entry.prompt_tokens, entry.completion_tokens) == ("geo", 1200, 50)
+
+
+def test_the_stream_helper_is_recorded_with_its_feature() -> None:
+    upstream = Upstream()
+    upstream.only_final = True
+    _, client = _clients(upstream)
+    manager = client.responses.stream(model="gpt-4o", input="hi", feature="geo")
+    assert list(client.ledger.entries()) == []  # nothing is sent until it is entered
+    with manager as stream:
+        assert [e.type for e in stream] == ["response.created", "response.completed"]
+        final = stream.get_final_response()
+    assert final.output_text == "Paris."
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.prompt_tokens, entry.completion_tokens) == ("geo", 1200, 50)
+    with pytest.warns(costwise.CostwiseWarning, match="response_id"):
+        client.responses.stream(response_id="resp_1")  # an existing response: not recorded

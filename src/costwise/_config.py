@@ -48,6 +48,17 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _STREAMS = (CostwiseStream, AsyncCostwiseStream)  # a tuple: isinstance is faster than on a union
 
 
+def _header_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take costwise's options out of the private header a ``.stream()`` helper set."""
+    headers = kwargs.get("extra_headers")
+    if not headers or OPTIONS_HEADER not in headers:
+        return {}
+    headers = dict(headers)
+    options: dict[str, Any] = json.loads(headers.pop(OPTIONS_HEADER))
+    kwargs["extra_headers"] = headers
+    return options
+
+
 def _new_call(
     tag: str,
     kwargs: dict[str, Any],
@@ -203,12 +214,8 @@ class Config:
         client_scope: str = "",
     ) -> Call:
         """Split costwise's options out of `kwargs` (a fresh dict) and build the `Call`."""
-        options: dict[str, Any] = {}
+        options = _header_options(kwargs)
         headers = kwargs.get("extra_headers")
-        if headers and OPTIONS_HEADER in headers:
-            headers = dict(headers)
-            options.update(json.loads(headers.pop(OPTIONS_HEADER)))
-            kwargs["extra_headers"] = headers
         # The usual option, popped first so the common call builds no set; the keyword wins
         # over the header, even when it is None.
         if "feature" in kwargs:
@@ -252,8 +259,14 @@ class Config:
                 if into is not None:
                     into[name] = value
 
-    def feature_of(self, tag: object, kwargs: dict[str, Any]) -> str:
-        """The feature a call is recorded under (see `_tag`); for the recorded-only endpoints."""
+    def feature_of(self, kwargs: dict[str, Any]) -> str:
+        """Take ``feature=`` (or the one a ``.stream()`` helper put in the private options
+        header) out of `kwargs` and return the call's feature: for the recorded-only
+        endpoints, which take no other costwise option."""
+        tag = kwargs.pop("feature", None)
+        options = _header_options(kwargs)
+        if tag is None:
+            tag = options.get("feature")
         return self._tag(tag, kwargs)
 
     def _tag(self, tag: object, kwargs: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ and ``client.responses.parse`` take ``feature=`` and are recorded through `Meter
 entry, priced from the response's usage); a streamed ``responses.create`` is recorded when
 it ends, from its final event's usage. What is not recorded yet says so once per process
 with a `CostwiseWarning` instead of silently missing from the ledger: background Responses
-calls, raw streamed Responses calls, and the Responses ``stream()`` helper.
+calls, raw streamed Responses calls, and streaming an existing response by its id.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def _unrecorded(what: str) -> None:
         _warned.add(what)
     warnings.warn(
         f"costwise does not record {what} in the ledger yet; the call passes through "
-        f"unchanged (chat.completions, embeddings.create, responses.create and "
-        f"responses.parse are recorded)",
+        f"unchanged (chat completions, embeddings and new Responses API responses are "
+        f"recorded)",
         CostwiseWarning,
         stacklevel=4,
     )
@@ -91,6 +91,15 @@ def _finished(events: list[Any]) -> Any:
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
+def _stream_kwargs(resource: Any, feature: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Arguments for the SDK's ``responses.stream``: the tag rides in the private header
+    to the ``create`` the helper calls when entered (the chat ``.stream()`` does the same)."""
+    if kwargs.get("response_id") is not None:
+        _unrecorded("responses.stream(response_id=...) of an existing response")
+    _config(resource).stream_options_header(kwargs, feature)
+    return kwargs
+
+
 def _config(resource: Any) -> Config:
     return resource._client._costwise  # type: ignore[no-any-return]  # set by the clients
 
@@ -116,7 +125,7 @@ class CostwiseEmbeddings(Embeddings):
         """The SDK's ``create``, tagged with ``feature=`` and recorded (usage priced)."""
         args: dict[str, Any] = dict(kwargs)
         cfg = _config(self)
-        tag = cfg.feature_of(args.pop("feature", None), args)
+        tag = cfg.feature_of(args)
         sdk = partial(Embeddings.create, self)
         if _passes_through(args, "embeddings.create"):
             return sdk(**args)
@@ -133,7 +142,7 @@ class AsyncCostwiseEmbeddings(AsyncEmbeddings):
         """The SDK's ``create``, tagged with ``feature=`` and recorded (usage priced)."""
         args: dict[str, Any] = dict(kwargs)
         cfg = _config(self)
-        tag = cfg.feature_of(args.pop("feature", None), args)
+        tag = cfg.feature_of(args)
         sdk = partial(AsyncEmbeddings.create, self)
         if _passes_through(args, "embeddings.create"):
             return await sdk(**args)
@@ -141,8 +150,8 @@ class AsyncCostwiseEmbeddings(AsyncEmbeddings):
 
 
 class CostwiseResponses(Responses):
-    """``client.responses`` of a `CostwiseClient`: ``create`` (streams too) and ``parse``
-    are recorded; the ``stream()`` helper is not yet (it warns once)."""
+    """``client.responses`` of a `CostwiseClient`: ``create`` (streams too), ``parse`` and
+    the ``stream()`` helper are recorded."""
 
     @overload  # type: ignore[override]  # adds feature= to the SDK's keywords
     def create(self, **kwargs: Unpack[ResponsesKwargs]) -> Response: ...
@@ -154,7 +163,7 @@ class CostwiseResponses(Responses):
         """The SDK's ``create``, tagged with ``feature=`` and recorded (a stream when it
         ends); a background call passes through with a one-time warning."""
         cfg = _config(self)
-        tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
+        tag = cfg.feature_of(kwargs)
         sdk = partial(Responses.create, self)
         if _passes_through(kwargs, "responses.create"):
             return sdk(**kwargs)
@@ -169,17 +178,18 @@ class CostwiseResponses(Responses):
     def parse(self, **kwargs: Any) -> ParsedResponse[Any]:
         """The SDK's ``parse`` (structured outputs), tagged with ``feature=`` and recorded."""
         cfg = _config(self)
-        tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
+        tag = cfg.feature_of(kwargs)
         sdk = partial(Responses.parse, self)
         if _passes_through(kwargs, "responses.parse"):
             return sdk(**kwargs)
         return cfg.meter.direct(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
 
     @override
-    def stream(self, *args: Any, **kwargs: Any) -> Any:
-        """The SDK's ``stream``; not recorded yet (warns once)."""
-        _unrecorded("responses.stream calls")
-        return super().stream(*args, **kwargs)
+    def stream(self, *, feature: str | None = None, **kwargs: Any) -> Any:
+        """The SDK's ``stream`` helper; ``feature=`` works here too. A new response is
+        recorded when its stream ends (the helper calls ``create``); streaming an existing
+        one by ``response_id`` is not recorded (warns once)."""
+        return super().stream(**_stream_kwargs(self, feature, kwargs))
 
 
 class AsyncCostwiseResponses(AsyncResponses):
@@ -196,7 +206,7 @@ class AsyncCostwiseResponses(AsyncResponses):
     async def create(self, **kwargs: Any) -> Response | AsyncStream[ResponseStreamEvent]:
         """The SDK's ``create``, tagged and recorded like the sync twin's."""
         cfg = _config(self)
-        tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
+        tag = cfg.feature_of(kwargs)
         sdk = partial(AsyncResponses.create, self)
         if _passes_through(kwargs, "responses.create"):
             return await sdk(**kwargs)
@@ -211,14 +221,15 @@ class AsyncCostwiseResponses(AsyncResponses):
     async def parse(self, **kwargs: Any) -> ParsedResponse[Any]:
         """The SDK's ``parse`` (structured outputs), tagged with ``feature=`` and recorded."""
         cfg = _config(self)
-        tag = cfg.feature_of(kwargs.pop("feature", None), kwargs)
+        tag = cfg.feature_of(kwargs)
         sdk = partial(AsyncResponses.parse, self)
         if _passes_through(kwargs, "responses.parse"):
             return await sdk(**kwargs)
         return await cfg.meter.adirect(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
 
     @override
-    def stream(self, *args: Any, **kwargs: Any) -> Any:
-        """The SDK's ``stream``; not recorded yet (warns once)."""
-        _unrecorded("responses.stream calls")
-        return super().stream(*args, **kwargs)
+    def stream(self, *, feature: str | None = None, **kwargs: Any) -> Any:
+        """The SDK's ``stream`` helper; ``feature=`` works here too. A new response is
+        recorded when its stream ends (the helper calls ``create``); streaming an existing
+        one by ``response_id`` is not recorded (warns once)."""
+        return super().stream(**_stream_kwargs(self, feature, kwargs))
