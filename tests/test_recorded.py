@@ -322,3 +322,21 @@ def test_the_stream_helper_is_recorded_with_its_feature() -> None:
     assert (entry.feature, entry.prompt_tokens, entry.completion_tokens) == ("geo", 1200, 50)
     with pytest.warns(costwise.CostwiseWarning, match="response_id"):
         client.responses.stream(response_id="resp_1")  # an existing response: not recorded
+
+
+@pytest.mark.anyio
+async def test_async_stream_helper_and_parse_are_recorded() -> None:
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        city: str
+
+    upstream = Upstream()
+    upstream.only_final = True
+    _, client = _async_clients(upstream)
+    async with client.responses.stream(model="gpt-4o", input="hi", feature="geo") as stream:
+        assert [e.type async for e in stream] == ["response.created", "response.completed"]
+    parsed = await client.responses.parse(model="gpt-4o", input="Capital?", text_format=City)
+    assert parsed.output_parsed == City(city="Paris")
+    entries = sorted(client.ledger.entries(), key=lambda e: e.ts)
+    assert [(e.feature, e.prompt_tokens) for e in entries] == [("geo", 1200), ("untagged", 1200)]
