@@ -82,6 +82,9 @@ class Upstream:
                 "sequence_number": 0,
                 "response": created_response,
             }
+            if body.get("input") == "fail mid-stream":  # the model failed: a final event says so
+                failed = {**RESPONSE, "status": "failed", "output": []}
+                done = {"type": "response.failed", "sequence_number": 1, "response": failed}
             events = (created, done) if self.only_final else (delta, done)
             text = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
             return httpx2.Response(
@@ -187,6 +190,9 @@ def test_a_streamed_response_is_recorded_when_it_ends() -> None:
         False,
     )
     assert (entry.prompt_tokens, entry.completion_tokens, entry.cached_tokens) == (1200, 50, 1024)
+    failed = list(client.responses.create(model="gpt-4o", input="fail mid-stream", stream=True))
+    assert failed[-1].type == "response.failed"
+    assert max(client.ledger.entries(), key=lambda e: e.ts).status == "failed"
     # closed after the first event: no final usage, so an estimate, marked incomplete
     with client.responses.create(**ask) as early:
         next(iter(early))

@@ -359,6 +359,8 @@ class Meter:
                 counts = reported
             model = str(getattr(final, "model", None) or requested)
             status = "ok" if completed else "incomplete"
+            if getattr(final, "status", None) in ("failed", "incomplete"):  # said so itself
+                status = str(final.status)
             self._direct_row(feature, ts, requested, model, counts, t0, status, reported is None)
 
         wrapped.add_done_callback(done)
