@@ -378,7 +378,7 @@ class Meter:
         model = kwargs.get("model") or ""
         if messages is None:
             messages = kwargs.get("messages", ())
-        if raw_mode(kwargs.get("extra_headers")):  # a recorded endpoint's raw response
+        if "extra_headers" in kwargs and raw_mode(kwargs["extra_headers"]):  # a raw response
             body = _json_of_raw(resp)
             reported = None if body is None else _counts(body.get("usage"))
             estimated = reported is None
