@@ -144,3 +144,17 @@ def test_not_imported_unless_enabled() -> None:
     code = "import sys, costwise, costwise.ledger; print('opentelemetry' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_embeddings_calls_are_embeddings_spans() -> None:
+    """A client's own embeddings call is an ``embeddings <model>`` span, not ``chat``."""
+    provider, exporter = tracing()
+    with fake_client(FakeProvider(), on_record=[instrument(provider)]) as client:
+        client.embeddings.create(model="text-embedding-3-small", input="card pin", feature="rag")
+        (entry,) = client.ledger.entries()
+    assert entry.detail == {"api": "embeddings"}
+    (span,) = by_name(exporter.get_finished_spans(), "embeddings ")
+    assert span.name == "embeddings text-embedding-3-small"
+    assert span.attributes is not None
+    assert span.attributes["gen_ai.operation.name"] == "embeddings"
+    assert span.attributes["costwise.feature"] == "rag"

@@ -132,7 +132,7 @@ def test_embeddings_are_recorded_and_unchanged() -> None:
     )
     assert entry.prompt_tokens == expected.usage.prompt_tokens > 0
     assert entry.cost_nanos and entry.cost_nanos > 0 and entry.baseline_nanos == entry.cost_nanos
-    assert not entry.estimated
+    assert not entry.estimated and entry.detail == {"api": "embeddings"}
 
 
 def test_responses_are_recorded_and_unchanged() -> None:
@@ -154,6 +154,7 @@ def test_responses_are_recorded_and_unchanged() -> None:
     )
     counts = (entry.prompt_tokens, entry.completion_tokens, entry.cached_tokens)
     assert counts == (1200, 50, 1024) and entry.reasoning_tokens == 20
+    assert entry.detail == {"api": "responses"}
     price = client._costwise.meter.prices.price("gpt-4o")
     assert price is not None
     # 176 uncached + 1024 cached input tokens and 50 output tokens at gpt-4o's rates

@@ -285,6 +285,8 @@ class Meter:
         kwargs: dict[str, Any],
         sdk: Callable[..., Any],
         messages: Any = None,
+        *,
+        api: str | None = None,
     ) -> Any:
         """Send and record a plain ``create`` that no strategy can change, in one step.
 
@@ -294,16 +296,17 @@ class Meter:
         step it skips is latency the caller does not pay. Streams and raw responses take
         the general path. The endpoints costwise only records (embeddings, the Responses
         API) come here too, with `messages` standing in for their input when usage must be
-        estimated.
+        estimated, and `api` (``"embeddings"``, ``"responses"``) noted in the entry's detail.
         """
         ts, started = time.time(), time.perf_counter()
         model = kwargs.get("model") or ""
         try:
             resp = sdk(**kwargs)
         except Exception as exc:
-            self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False)
+            error = type(exc).__name__
+            self._direct_row(feature, ts, model, model, None, started, error, False, api)
             raise
-        self._direct_ok(feature, ts, kwargs, resp, started, messages)
+        self._direct_ok(feature, ts, kwargs, resp, started, messages, api)
         return resp
 
     async def adirect(
@@ -312,6 +315,8 @@ class Meter:
         kwargs: dict[str, Any],
         sdk: Callable[..., Awaitable[Any]],
         messages: Any = None,
+        *,
+        api: str | None = None,
     ) -> Any:
         """The async twin of `direct`."""
         ts, started = time.time(), time.perf_counter()
@@ -319,9 +324,10 @@ class Meter:
         try:
             resp = await sdk(**kwargs)
         except Exception as exc:
-            self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False)
+            error = type(exc).__name__
+            self._direct_row(feature, ts, model, model, None, started, error, False, api)
             raise
-        self._direct_ok(feature, ts, kwargs, resp, started, messages)
+        self._direct_ok(feature, ts, kwargs, resp, started, messages, api)
         return resp
 
     def watch_stream(
@@ -332,6 +338,8 @@ class Meter:
         started: tuple[float, float],
         final_of: Callable[[list[Any]], Any],
         messages: Any,
+        *,
+        api: str | None = None,
     ) -> Any:
         """Wrap a stream of an endpoint costwise only records; its entry is written when it ends.
 
@@ -361,7 +369,8 @@ class Meter:
             status = "ok" if completed else "incomplete"
             if getattr(final, "status", None) in ("failed", "incomplete"):  # said so itself
                 status = str(final.status)
-            self._direct_row(feature, ts, requested, model, counts, t0, status, reported is None)
+            estimated = reported is None
+            self._direct_row(feature, ts, requested, model, counts, t0, status, estimated, api)
 
         wrapped.add_done_callback(done)
         return wrapped
@@ -374,6 +383,7 @@ class Meter:
         resp: Any,
         started: float,
         messages: Any = None,
+        api: str | None = None,
     ) -> None:
         model = kwargs.get("model") or ""
         if messages is None:
@@ -387,7 +397,7 @@ class Meter:
         else:
             counts, estimated = self._read(resp, messages, model)
             answered_by = str(getattr(resp, "model", None) or model)
-        self._direct_row(feature, ts, model, answered_by, counts, started, "ok", estimated)
+        self._direct_row(feature, ts, model, answered_by, counts, started, "ok", estimated, api)
 
     def _direct_row(
         self,
@@ -399,11 +409,14 @@ class Meter:
         started: float,
         status: str,
         estimated: bool,
+        api: str | None = None,
     ) -> None:
         row = self._new_row(
             new_id(), ts, feature, requested, model, None, None, counts, started, status, estimated
         )
         row[_FINAL] = True
+        if api is not None:  # which SDK endpoint, for the recorded-only ones (chat: none)
+            row[_DETAIL] = {"api": api}
         if counts is not None:  # a failure keeps a zero baseline, as `finish` gives it
             row[_BASELINE] = row[_COST]  # nothing changed the call: as written = as sent
         self.ledger._record_rows([row])

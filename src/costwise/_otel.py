@@ -6,7 +6,8 @@ after the ledger write, outside the request path, so tracing never slows or fail
 
 One logical call becomes one ``costwise <feature>`` span (INTERNAL) holding:
 
-- one ``chat <model>`` span (CLIENT) per upstream attempt or side call, with the GenAI
+- one ``chat <model>`` (or ``embeddings <model>``) span (CLIENT) per upstream attempt or
+  side call, with the GenAI
   attributes ``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
   ``gen_ai.response.model``, ``gen_ai.usage.input_tokens``, ``gen_ai.usage.output_tokens``
   and ``error.type`` on failures;
@@ -132,9 +133,11 @@ def instrument(
                     )
                     span.end(end_time=at + duration)
                     continue
+                embeds = e.purpose == "embed" or e.detail.get("api") == "embeddings"
+                operation = "embeddings" if embeds else "chat"
                 attrs.update(
                     {
-                        "gen_ai.operation.name": "embeddings" if e.purpose == "embed" else "chat",
+                        "gen_ai.operation.name": operation,
                         "gen_ai.provider.name": "openai",
                         "gen_ai.request.model": e.model,
                         "gen_ai.usage.input_tokens": e.prompt_tokens,
@@ -146,7 +149,7 @@ def instrument(
                 else:
                     attrs["error.type"] = e.status
                 span = tracer.start_span(
-                    f"chat {e.model}",
+                    f"{operation} {e.model}",
                     context=ctx,
                     kind=SpanKind.CLIENT,
                     attributes=attrs,

@@ -129,7 +129,7 @@ class CostwiseEmbeddings(Embeddings):
         sdk = partial(Embeddings.create, self)
         if _passes_through(args, "embeddings.create"):
             return sdk(**args)
-        return cfg.meter.direct(tag, args, sdk, _embedding_messages(args))  # type: ignore[no-any-return]
+        return cfg.meter.direct(tag, args, sdk, _embedding_messages(args), api="embeddings")  # type: ignore[no-any-return]
 
 
 class AsyncCostwiseEmbeddings(AsyncEmbeddings):
@@ -146,7 +146,7 @@ class AsyncCostwiseEmbeddings(AsyncEmbeddings):
         sdk = partial(AsyncEmbeddings.create, self)
         if _passes_through(args, "embeddings.create"):
             return await sdk(**args)
-        return await cfg.meter.adirect(tag, args, sdk, _embedding_messages(args))  # type: ignore[no-any-return]
+        return await cfg.meter.adirect(tag, args, sdk, _embedding_messages(args), api="embeddings")  # type: ignore[no-any-return]
 
 
 class CostwiseResponses(Responses):
@@ -171,8 +171,10 @@ class CostwiseResponses(Responses):
         if kwargs.get("stream"):
             started = (time.time(), time.perf_counter())
             stream = sdk(**kwargs)
-            return cfg.meter.watch_stream(tag, kwargs, stream, started, _finished, messages)  # type: ignore[no-any-return]
-        return cfg.meter.direct(tag, kwargs, sdk, messages)  # type: ignore[no-any-return]
+            return cfg.meter.watch_stream(  # type: ignore[no-any-return]
+                tag, kwargs, stream, started, _finished, messages, api="responses"
+            )
+        return cfg.meter.direct(tag, kwargs, sdk, messages, api="responses")  # type: ignore[no-any-return]
 
     @override
     def parse(self, **kwargs: Any) -> ParsedResponse[Any]:
@@ -182,7 +184,7 @@ class CostwiseResponses(Responses):
         sdk = partial(Responses.parse, self)
         if _passes_through(kwargs, "responses.parse"):
             return sdk(**kwargs)
-        return cfg.meter.direct(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
+        return cfg.meter.direct(tag, kwargs, sdk, _responses_messages(kwargs), api="responses")  # type: ignore[no-any-return]
 
     @override
     def stream(self, *, feature: str | None = None, **kwargs: Any) -> Any:
@@ -214,8 +216,10 @@ class AsyncCostwiseResponses(AsyncResponses):
         if kwargs.get("stream"):
             started = (time.time(), time.perf_counter())
             stream = await sdk(**kwargs)
-            return cfg.meter.watch_stream(tag, kwargs, stream, started, _finished, messages)  # type: ignore[no-any-return]
-        return await cfg.meter.adirect(tag, kwargs, sdk, messages)  # type: ignore[no-any-return]
+            return cfg.meter.watch_stream(  # type: ignore[no-any-return]
+                tag, kwargs, stream, started, _finished, messages, api="responses"
+            )
+        return await cfg.meter.adirect(tag, kwargs, sdk, messages, api="responses")  # type: ignore[no-any-return]
 
     @override
     async def parse(self, **kwargs: Any) -> ParsedResponse[Any]:
@@ -225,7 +229,9 @@ class AsyncCostwiseResponses(AsyncResponses):
         sdk = partial(AsyncResponses.parse, self)
         if _passes_through(kwargs, "responses.parse"):
             return await sdk(**kwargs)
-        return await cfg.meter.adirect(tag, kwargs, sdk, _responses_messages(kwargs))  # type: ignore[no-any-return]
+        return await cfg.meter.adirect(  # type: ignore[no-any-return]
+            tag, kwargs, sdk, _responses_messages(kwargs), api="responses"
+        )
 
     @override
     def stream(self, *, feature: str | None = None, **kwargs: Any) -> Any:
