@@ -455,6 +455,34 @@ class TestOtherRoutes:
         small = client.embeddings.create(model="text-embedding-3-small", input="x", dimensions=8)
         assert len(small.data[0].embedding) == 8
 
+    def test_responses(self, client: openai.OpenAI, provider: FakeProvider) -> None:
+        """/responses answers like chat, in the Responses shape: plain, streamed, helper."""
+        provider.script(Reply("Paris is the capital.", usage=(30, 5), cached_tokens=8))
+        plain = client.responses.create(model="gpt-4o", input="Capital?", instructions="Terse.")
+        assert plain.output_text == "Paris is the capital." and plain.status == "completed"
+        assert plain.usage is not None
+        assert (plain.usage.input_tokens, plain.usage.output_tokens) == (30, 5)
+        assert plain.usage.input_tokens_details.cached_tokens == 8
+        sent = provider.calls("/responses")[0].json
+        assert sent["instructions"] == "Terse." and sent["input"] == "Capital?"
+        # the same question answered the same way, streamed: deltas add up to the text
+        default = client.responses.create(model="gpt-4o", input="What is a PIN?")
+        events = list(client.responses.create(model="gpt-4o", input="What is a PIN?", stream=True))
+        deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        assert events[0].type == "response.created" and events[-1].type == "response.completed"
+        assert deltas == default.output_text
+        with client.responses.stream(model="gpt-4o", input="What is a PIN?") as stream:
+            for _ in stream:
+                pass
+            final = stream.get_final_response()
+        assert final.output_text == default.output_text
+        cut = client.responses.create(model="gpt-4o", input="What is a PIN?", max_output_tokens=3)
+        assert cut.status == "incomplete" and cut.usage is not None
+        assert cut.usage.output_tokens == 3
+        provider.script(Error(429))
+        with pytest.raises(openai.RateLimitError):
+            client.responses.create(model="gpt-4o", input="hi")
+
     def test_embeddings_base64(self) -> None:
         """With base64_embeddings the SDK's own base64 decoding gives the same vectors."""
         provider = FakeProvider(base64_embeddings=True)
@@ -534,6 +562,21 @@ class TestBuilders:
 
 
 class TestAsync:
+    @pytest.mark.anyio
+    async def test_responses_parity(self) -> None:
+        """The async SDK gets the same Responses answers, plain and through the helper."""
+        provider = FakeProvider()
+        with bare_client(provider) as sync_client:
+            expected = sync_client.responses.create(model="gpt-4o", input="What is a PIN?")
+        async with bare_async_client(provider) as client:
+            got = await client.responses.create(model="gpt-4o", input="What is a PIN?")
+            assert got.output_text == expected.output_text and got.usage == expected.usage
+            async with client.responses.stream(model="gpt-4o", input="What is a PIN?") as stream:
+                async for _ in stream:
+                    pass
+                final = await stream.get_final_response()
+            assert final.output_text == expected.output_text
+
     @pytest.mark.anyio
     async def test_parity(self) -> None:
         """The async SDK gets the same answers, streams and errors as the sync one."""

@@ -350,10 +350,12 @@ def chat_completion_chunks(
     return chunks
 
 
-def sse_event(data: Mapping[str, Any] | str) -> bytes:
-    """Encode one server-sent event the way the API does (compact JSON, blank line)."""
+def sse_event(data: Mapping[str, Any] | str, *, name: str | None = None) -> bytes:
+    """Encode one server-sent event the way the API does (compact JSON, blank line);
+    `name` adds the ``event:`` line the Responses API sends."""
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-    return f"data: {payload}\n\n".encode()
+    head = "" if name is None else f"event: {name}\n"
+    return f"{head}data: {payload}\n\n".encode()
 
 
 def sse(chunks: Iterable[Mapping[str, Any]], *, done: bool = True) -> bytes:

@@ -2,9 +2,10 @@
 
 `FakeProvider` is an ``httpx2`` handler: pass it to ``httpx2.MockTransport`` (or to
 ``costwise.testing.serve`` for a real socket) and point an ``openai.OpenAI`` client at it.
-It answers ``/chat/completions`` (plain and streamed), ``/embeddings`` and ``/models`` with
-bodies of the exact shape the API sends, computes usage from the request, and can be
-scripted to fail the way the API fails (429, 500, timeouts, dropped streams).
+It answers ``/chat/completions`` and ``/responses`` (plain and streamed), ``/embeddings``
+and ``/models`` with bodies of the exact shape the API sends, computes usage from the
+request, and can be scripted to fail the way the API fails (429, 500, timeouts, dropped
+streams).
 
 Everything it makes up is deterministic: the same request to the same provider (same
 ``seed``) gets the same answer, token counts and embedding.
@@ -337,6 +338,10 @@ class FakeProvider:
       ``response_format`` (``json_object`` and ``json_schema``, the latter answered with
       an instance of the schema), ``tools`` with a forcing ``tool_choice``, ``logprobs``
       and ``top_logprobs``.
+    - ``POST .../responses`` (the Responses API): the same answers in the Responses shape,
+      plain or streamed as the API's events (so ``responses.stream()`` works); usage as
+      ``input_tokens``/``output_tokens``; ``max_output_tokens`` cuts the answer
+      (``status="incomplete"``); ``Reply`` and errors can be scripted as for chat.
     - ``POST .../embeddings``: deterministic, normalised 64-dimension vectors (or
       ``dimensions``), as floats or base64. Texts that share words get similar vectors,
       which gives semantic-cache tests something to match.
@@ -520,6 +525,8 @@ class FakeProvider:
             route = "chat"
         elif method == "POST" and path.endswith("/embeddings"):
             route = "embeddings"
+        elif method == "POST" and path.endswith("/responses"):
+            route = "responses"
         elif method == "GET" and path.endswith("/models"):
             return self._json(200, self._models_list(), seq)
         elif method == "GET" and "/models/" in path:
@@ -536,7 +543,9 @@ class FakeProvider:
                 "We could not parse the JSON body of your request. (HINT: This likely means "
                 "you aren't using your HTTP library correctly.)",
             )
-        required = ("model", "messages") if route == "chat" else ("model", "input")
+        required = {"chat": ("model", "messages"), "embeddings": ("model", "input")}.get(
+            route, ("model",)
+        )
         for name in required:
             if name not in body:
                 return self._error(
@@ -565,12 +574,14 @@ class FakeProvider:
         if isinstance(item, Timeout):
             msg = "The read operation timed out"
             raise httpx2.ReadTimeout(msg, request=request)
-        streaming = route == "chat" and bool(body.get("stream"))
+        streaming = route != "embeddings" and bool(body.get("stream"))
         if isinstance(item, Disconnect) and not streaming:
             msg = "Server disconnected without sending a response."
             raise httpx2.RemoteProtocolError(msg, request=request)
         if route == "embeddings":
             return self._json(200, self._embeddings(body), seq)
+        if route == "responses":
+            return self._responses(request, body, item, seq)
 
         plan = self._plan(body, item if isinstance(item, Reply) else None, seq)
         if streaming:
@@ -609,8 +620,8 @@ class FakeProvider:
         with self._lock:
             for key in (model, None):
                 queue = self._scripts.get(key)
-                # A Reply only answers a chat completion; leave it for the next one.
-                if queue and (route == "chat" or not isinstance(queue[0], Reply)):
+                # A Reply answers a chat completion or a response; leave it for the next one.
+                if queue and (route != "embeddings" or not isinstance(queue[0], Reply)):
                     return queue.popleft()
         return None
 
@@ -815,6 +826,37 @@ class FakeProvider:
                 **self._headers(plan.id),
                 "content-type": "text/event-stream; charset=utf-8",
             },
+            stream=_EventStream(
+                events, delay=self.chunk_delay, cut_after=cut_after, request=request
+            ),
+        )
+
+    # -- the Responses API -----------------------------------------------------------------
+
+    def _responses(
+        self, request: httpx2.Request, body: dict[str, Any], item: Any, seq: int
+    ) -> httpx2.Response:
+        """``POST /responses``: planned like a chat completion, written in its own shape."""
+        from ._responses import as_chat, response_body, response_events
+
+        plan = self._plan(as_chat(body), item if isinstance(item, Reply) else None, seq)
+        choice = plan.choices[0]
+        final = response_body(
+            seq=seq,
+            model=plan.model,
+            created=plan.created,
+            text=choice.content or "",
+            finish_reason=choice.finish_reason,
+            usage=plan.usage,
+        )
+        if not body.get("stream"):
+            return self._json(200, final, seq)
+        pieces = [piece for piece in re.split(r"(?<= )", choice.content or "") if piece]
+        events = [sse_event(e, name=e["type"]) for e in response_events(final, pieces)]
+        cut_after = item.after if isinstance(item, Disconnect) else None
+        return httpx2.Response(
+            200,
+            headers={**self._headers(final["id"]), "content-type": "text/event-stream"},
             stream=_EventStream(
                 events, delay=self.chunk_delay, cut_after=cut_after, request=request
             ),
