@@ -191,6 +191,9 @@ def test_a_streamed_response_is_recorded_when_it_ends() -> None:
         False,
     )
     assert (entry.prompt_tokens, entry.completion_tokens, entry.cached_tokens) == (1200, 50, 1024)
+    with pytest.raises(openai.InternalServerError):  # fails before streaming: recorded too
+        client.responses.create(model="gpt-4o", input="fail", stream=True)
+    assert max(client.ledger.entries(), key=lambda e: e.ts).status == "InternalServerError"
     failed = list(client.responses.create(model="gpt-4o", input="fail mid-stream", stream=True))
     assert failed[-1].type == "response.failed"
     assert max(client.ledger.entries(), key=lambda e: e.ts).status == "failed"
@@ -297,6 +300,9 @@ async def test_async_embeddings_and_responses_are_recorded_and_unchanged() -> No
     assert [e.type async for e in stream] == ["response.output_text.delta", "response.completed"]
     entries = list(client.ledger.entries())
     assert len(entries) == 4 and max(entries, key=lambda e: e.ts).completion_tokens == 50
+    with pytest.raises(openai.InternalServerError):
+        await client.responses.create(model="gpt-4o", input="fail", stream=True)
+    assert [e.status for e in client.ledger.entries()].count("InternalServerError") == 2
 
 
 def test_responses_parse_is_recorded() -> None:

@@ -330,7 +330,53 @@ class Meter:
         self._direct_ok(feature, ts, kwargs, resp, started, messages, api)
         return resp
 
-    def watch_stream(
+    def direct_stream(
+        self,
+        feature: str,
+        kwargs: dict[str, Any],
+        sdk: Callable[..., Any],
+        final_of: Callable[[list[Any]], Any],
+        messages: Any,
+        *,
+        api: str | None = None,
+    ) -> Any:
+        """Send a streamed call of an endpoint costwise only records; record it when it ends.
+
+        `final_of(events)` finds the finished response among the events (its ``usage`` and
+        ``model``); without one (closed early, or no usage) the entry is an estimate from
+        `messages`, marked ``incomplete`` when the stream did not run to its end. A request
+        that fails before streaming is recorded with its error, as in `direct`.
+        """
+        ts, t0 = time.time(), time.perf_counter()
+        try:
+            stream = sdk(**kwargs)
+        except Exception as exc:
+            model = kwargs.get("model") or ""
+            self._direct_row(feature, ts, model, model, None, t0, type(exc).__name__, False, api)
+            raise
+        return self._watch(feature, kwargs, stream, (ts, t0), final_of, messages, api)
+
+    async def adirect_stream(
+        self,
+        feature: str,
+        kwargs: dict[str, Any],
+        sdk: Callable[..., Awaitable[Any]],
+        final_of: Callable[[list[Any]], Any],
+        messages: Any,
+        *,
+        api: str | None = None,
+    ) -> Any:
+        """The async twin of `direct_stream`."""
+        ts, t0 = time.time(), time.perf_counter()
+        try:
+            stream = await sdk(**kwargs)
+        except Exception as exc:
+            model = kwargs.get("model") or ""
+            self._direct_row(feature, ts, model, model, None, t0, type(exc).__name__, False, api)
+            raise
+        return self._watch(feature, kwargs, stream, (ts, t0), final_of, messages, api)
+
+    def _watch(
         self,
         feature: str,
         kwargs: dict[str, Any],
@@ -338,15 +384,8 @@ class Meter:
         started: tuple[float, float],
         final_of: Callable[[list[Any]], Any],
         messages: Any,
-        *,
-        api: str | None = None,
+        api: str | None,
     ) -> Any:
-        """Wrap a stream of an endpoint costwise only records; its entry is written when it ends.
-
-        `final_of(events)` finds the finished response among the events (its ``usage`` and
-        ``model``); without one (closed early, or no usage) the entry is an estimate from
-        `messages`, marked ``incomplete`` when the stream did not run to its end.
-        """
         ts, t0 = started
         requested = kwargs.get("model") or ""
         if isinstance(stream, AsyncStream):

@@ -12,7 +12,6 @@ calls, raw streamed Responses calls, and streaming an existing response by its i
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 from collections.abc import Iterable, Mapping
 from functools import partial
@@ -169,10 +168,8 @@ class CostwiseResponses(Responses):
             return sdk(**kwargs)
         messages = _responses_messages(kwargs)
         if kwargs.get("stream"):
-            started = (time.time(), time.perf_counter())
-            stream = sdk(**kwargs)
-            return cfg.meter.watch_stream(  # type: ignore[no-any-return]
-                tag, kwargs, stream, started, _finished, messages, api="responses"
+            return cfg.meter.direct_stream(  # type: ignore[no-any-return]
+                tag, kwargs, sdk, _finished, messages, api="responses"
             )
         return cfg.meter.direct(tag, kwargs, sdk, messages, api="responses")  # type: ignore[no-any-return]
 
@@ -214,10 +211,8 @@ class AsyncCostwiseResponses(AsyncResponses):
             return await sdk(**kwargs)
         messages = _responses_messages(kwargs)
         if kwargs.get("stream"):
-            started = (time.time(), time.perf_counter())
-            stream = await sdk(**kwargs)
-            return cfg.meter.watch_stream(  # type: ignore[no-any-return]
-                tag, kwargs, stream, started, _finished, messages, api="responses"
+            return await cfg.meter.adirect_stream(  # type: ignore[no-any-return]
+                tag, kwargs, sdk, _finished, messages, api="responses"
             )
         return await cfg.meter.adirect(tag, kwargs, sdk, messages, api="responses")  # type: ignore[no-any-return]
 
