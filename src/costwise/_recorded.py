@@ -37,6 +37,7 @@ __all__ = [
     "AsyncCostwiseResponses",
     "CostwiseEmbeddings",
     "CostwiseResponses",
+    "responses_messages",
 ]
 
 _warned: set[str] = set()
@@ -65,8 +66,9 @@ def _embedding_messages(kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"role": "user", "content": t} for t in texts if isinstance(t, str)]
 
 
-def _responses_messages(kwargs: Mapping[str, Any]) -> list[Any]:
-    """Instructions and input of a Responses call as chat messages (for an estimate)."""
+def responses_messages(kwargs: Mapping[str, Any]) -> list[Any]:
+    """Instructions and input of a Responses request as chat messages (text parts kept as
+    parts): what a token estimate counts, and what the fake provider answers."""
     out: list[Any] = []
     instructions = kwargs.get("instructions")
     if isinstance(instructions, str):
@@ -166,7 +168,7 @@ class CostwiseResponses(Responses):
         sdk = partial(Responses.create, self)
         if _passes_through(kwargs, "responses.create"):
             return sdk(**kwargs)
-        messages = _responses_messages(kwargs)
+        messages = responses_messages(kwargs)
         if kwargs.get("stream"):
             return cfg.meter.direct_stream(  # type: ignore[no-any-return]
                 tag, kwargs, sdk, _finished, messages, api="responses"
@@ -181,7 +183,7 @@ class CostwiseResponses(Responses):
         sdk = partial(Responses.parse, self)
         if _passes_through(kwargs, "responses.parse"):
             return sdk(**kwargs)
-        return cfg.meter.direct(tag, kwargs, sdk, _responses_messages(kwargs), api="responses")  # type: ignore[no-any-return]
+        return cfg.meter.direct(tag, kwargs, sdk, responses_messages(kwargs), api="responses")  # type: ignore[no-any-return]
 
     @override
     def stream(self, *, feature: str | None = None, **kwargs: Any) -> Any:
@@ -209,7 +211,7 @@ class AsyncCostwiseResponses(AsyncResponses):
         sdk = partial(AsyncResponses.create, self)
         if _passes_through(kwargs, "responses.create"):
             return await sdk(**kwargs)
-        messages = _responses_messages(kwargs)
+        messages = responses_messages(kwargs)
         if kwargs.get("stream"):
             return await cfg.meter.adirect_stream(  # type: ignore[no-any-return]
                 tag, kwargs, sdk, _finished, messages, api="responses"
@@ -225,7 +227,7 @@ class AsyncCostwiseResponses(AsyncResponses):
         if _passes_through(kwargs, "responses.parse"):
             return await sdk(**kwargs)
         return await cfg.meter.adirect(  # type: ignore[no-any-return]
-            tag, kwargs, sdk, _responses_messages(kwargs), api="responses"
+            tag, kwargs, sdk, responses_messages(kwargs), api="responses"
         )
 
     @override

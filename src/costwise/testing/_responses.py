@@ -18,22 +18,14 @@ __all__ = ["as_chat", "response_body", "response_events"]
 
 def as_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     """The chat completion request that a Responses request asks the same of."""
-    messages: list[dict[str, Any]] = []
-    instructions = body.get("instructions")
-    if isinstance(instructions, str):
-        messages.append({"role": "system", "content": instructions})
-    value = body.get("input")
-    if isinstance(value, str):
-        messages.append({"role": "user", "content": value})
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, Mapping) and "content" in item:
-                content = item["content"]
-                if isinstance(content, list):  # input_text parts
-                    content = " ".join(
-                        str(p.get("text", "")) for p in content if isinstance(p, Mapping)
-                    )
-                messages.append({"role": str(item.get("role", "user")), "content": content})
+    from .._recorded import responses_messages
+
+    messages = []
+    for message in responses_messages(body):
+        content = message["content"]
+        if isinstance(content, list):  # input_text parts: the answer is made from the text
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+        messages.append({"role": str(message.get("role", "user")), "content": content})
     chat: dict[str, Any] = {"model": body["model"], "messages": messages}
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
