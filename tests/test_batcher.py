@@ -243,3 +243,93 @@ def test_split_exact() -> None:
     assert split_exact(5, []) == []
     with pytest.raises(ValueError, match="negative"):
         split_exact(5, [-1, 2])
+
+
+# -- questions asked again: answered from the client's response cache -------------------
+
+
+def _questions_sent(provider: FakeProvider) -> list[str]:
+    """Every question the provider was asked, packed or alone."""
+    out = []
+    for call in provider.calls():
+        user = call.json["messages"][-1]["content"]
+        found = re.findall(r"^\[\d+\] (.*)$", user, re.MULTILINE)
+        out += found if found else [user]
+    return out
+
+
+def test_questions_asked_again_come_from_the_response_cache() -> None:
+    from costwise.cache import MemoryCacheStore
+    from costwise.strategies import ResponseCache
+
+    provider, store = FakeProvider(reply=packed_reply()), MemoryStore()
+    cache = ResponseCache(MemoryCacheStore())
+    client = fake_client(provider, ledger=store, strategies=[cache])
+    with Batcher(client, model="gpt-4o-mini", system="Be brief.", temperature=0) as batcher:
+        first = batcher.map(QUESTIONS[:4], feature="math")
+        again = batcher.map([QUESTIONS[1], QUESTIONS[5], QUESTIONS[3]], feature="math")
+        one = batcher.submit(QUESTIONS[0]).result()
+    assert first == [answer_of(q) for q in QUESTIONS[:4]]
+    assert again == [answer_of(q) for q in (QUESTIONS[1], QUESTIONS[5], QUESTIONS[3])]
+    assert one == answer_of(QUESTIONS[0])
+    assert _questions_sent(provider) == [*QUESTIONS[:4], QUESTIONS[5]]  # nothing sent twice
+    hits = [e for e in rows(store) if e.kind == "hit"]
+    assert len(hits) == 3 and all(e.strategy == "batcher+cache" for e in hits)
+    assert all(e.cost_nanos == 0 and e.baseline_nanos and e.final for e in hits)
+    assert {e.feature for e in hits} == {"math", "untagged"}
+    # a packed answer never answers a plain create of the same question (its own scope)
+    plain = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": QUESTIONS[0]},
+        ],
+        temperature=0,
+    )
+    assert len(provider.calls()) == 3 and plain.choices[0].message.content
+
+
+def test_sampled_or_uncached_batchers_ask_again() -> None:
+    from costwise.cache import MemoryCacheStore
+    from costwise.strategies import ResponseCache
+
+    for temperature, strategies in ((0.7, [ResponseCache(MemoryCacheStore())]), (0, [])):
+        provider = FakeProvider(reply=packed_reply())
+        client = fake_client(provider, ledger=MemoryStore(), strategies=strategies)
+        with Batcher(client, model="gpt-4o-mini", temperature=temperature) as batcher:
+            batcher.map(QUESTIONS[:2])
+            batcher.map(QUESTIONS[:2])
+        assert _questions_sent(provider) == QUESTIONS[:2] * 2
+
+
+def test_another_api_key_does_not_share_batched_answers() -> None:
+    from costwise.cache import MemoryCacheStore
+    from costwise.strategies import ResponseCache
+
+    shared = MemoryCacheStore()
+    provider = FakeProvider(reply=packed_reply())
+    for key in ("tenant-a", "tenant-b"):
+        client = fake_client(
+            provider, ledger=MemoryStore(), strategies=[ResponseCache(shared)], api_key=key
+        )
+        with Batcher(client, model="gpt-4o-mini", temperature=0) as batcher:
+            batcher.map(QUESTIONS[:2])
+    assert _questions_sent(provider) == QUESTIONS[:2] * 2
+
+
+@pytest.mark.anyio
+async def test_async_questions_asked_again_come_from_the_response_cache() -> None:
+    from costwise.cache import MemoryCacheStore
+    from costwise.strategies import ResponseCache
+
+    provider, store = FakeProvider(reply=packed_reply()), MemoryStore()
+    client = fake_async_client(
+        provider, ledger=store, strategies=[ResponseCache(MemoryCacheStore())]
+    )
+    batcher = AsyncBatcher(client, model="gpt-4o-mini", temperature=0)
+    first = await batcher.map(QUESTIONS[:3])
+    again = await batcher.map(QUESTIONS[1:4])
+    assert first == [answer_of(q) for q in QUESTIONS[:3]]
+    assert again == [answer_of(q) for q in QUESTIONS[1:4]]
+    assert _questions_sent(provider) == [*QUESTIONS[:3], QUESTIONS[3]]
+    assert sum(e.kind == "hit" for e in rows(store)) == 2

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._exceptions import BatchError
 from ..ledger import LedgerEntry
 from ..pricing import Usage, to_nanos
+from ._answers import AnswerCache
 from ._packing import ANSWER_SCHEMA, pack_messages, parse_answers, split_exact
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class _Core:
 
             tokenizer = default_tokenizer()
         self.tokenizer: Tokenizer = tokenizer
+        # The client's response cache, for answers asked again (None: no cache, or sampled)
+        self.answers = AnswerCache.of(client, self.create_kwargs)
 
     def feature_of(self, feature: str | None) -> str:
         if feature:
@@ -133,6 +136,57 @@ class _Core:
                 "json_schema": {"name": "answers", "strict": True, "schema": ANSWER_SCHEMA},
             }
         return kwargs
+
+    # -- answers asked again ---------------------------------------------------------------
+
+    def answer_key(self, question: str) -> str | None:
+        """The answer cache's key of a question (``None``: no answer cache)."""
+        if self.answers is None:
+            return None
+        return self.answers.key(self.request([question]))
+
+    def lookup(self, item: _Item, key: str | None) -> str | None:
+        """A stored answer for `item`, recorded in the ledger as a zero-cost hit."""
+        if key is None or self.answers is None:
+            return None
+        answer = self.answers.get(key)
+        if answer is not None:
+            self.client.ledger.record([self.hit(item, answer)])
+        return answer
+
+    def remember(self, items: Sequence[_Item], answers: Mapping[int, str]) -> None:
+        """Store the answers of `items` (by index) for questions asked again."""
+        if self.answers is None:
+            return
+        for k, answer in answers.items():
+            key = self.answer_key(items[k].question)
+            if key is not None:
+                self.answers.put(key, answer)
+
+    def hit(self, item: _Item, answer: str) -> LedgerEntry:
+        """The entry of a question answered from the cache: $0, its baseline what it
+        would have cost alone (token counts are estimates: nothing was sent)."""
+        prompt = self.tokenizer.count_messages(self.single(item.question), self.model)
+        completion = self.tokenizer.count(answer, self.model)
+        alone = self.prices.cost(
+            self.model, Usage(prompt_tokens=prompt, completion_tokens=completion)
+        )
+        return LedgerEntry(
+            id=_entry_id("costwise-batch-hit", item.call_id),
+            call_id=item.call_id,
+            ts=item.ts,
+            feature=item.feature,
+            requested_model=self.model,
+            model=self.model,
+            kind="hit",
+            strategy=f"{_STRATEGY}+cache",
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost_nanos=0,
+            baseline_nanos=None if alone is None else to_nanos(alone),
+            final=True,
+            estimated=True,
+        )
 
     # -- ledger ---------------------------------------------------------------------------
 
@@ -275,7 +329,10 @@ class Batcher:
     ``max_wait > 0`` questions wait up to that many seconds for others to share a request.
 
     Packed requests go straight to the provider through the SDK, not through the client's
-    strategies (a response cache would key on the whole pack).
+    strategies (a response cache would key on the whole pack). When the client has a
+    `ResponseCache` and the requests are repeatable (``temperature=0`` or a seed), each
+    answer is stored on its own in that cache's store, and a question asked again is
+    answered from it at $0 without being sent (ledger strategy ``batcher+cache``).
 
     Args:
         client: a `CostwiseClient` (its ledger and prices are used).
@@ -402,6 +459,11 @@ class Batcher:
             if self._closed:
                 msg = "Batcher is closed"
                 raise BatchError(msg)
+        answer = self._core.lookup(item, self._core.answer_key(question))
+        if answer is not None:  # asked before: answered from the cache, not queued
+            item.future.set_result(answer)
+            return item
+        with self._lock:
             self._pending.append(item)
             if not hold and self._core.max_wait > 0 and self._timer is None:
                 self._timer = threading.Timer(self._core.max_wait, self._on_timer)
@@ -447,6 +509,7 @@ class Batcher:
             return
         answers, entries = core.settle(items, resp, started)
         core.client.ledger.record(entries)
+        core.remember(items, answers)
         for k, item in enumerate(items):
             if k in answers:
                 item.future.set_result(answers[k])
@@ -465,6 +528,7 @@ class Batcher:
             item.future.set_exception(exc)
             return
         core.client.ledger.record([core.reasked(item, resp, started)])
+        core.remember([item], {0: _text(resp)})
         item.future.set_result(_text(resp))
 
 
@@ -528,7 +592,13 @@ class AsyncBatcher:
             msg = "AsyncBatcher: a question must be a non-empty string"
             raise BatchError(msg)
         loop = asyncio.get_running_loop()
-        item = _Item(question, self._core.feature_of(feature), loop.create_future())
+        core = self._core
+        item = _Item(question, core.feature_of(feature), loop.create_future())
+        key = core.answer_key(question)
+        if key is not None:
+            answer = await self._in_place_or_thread(core.lookup, item, key)
+            if answer is not None:  # asked before: answered from the cache, not queued
+                return str(answer)
         self._pending.append(item)
         if len(self._pending) >= self._core.max_size:
             self._dispatch()
@@ -573,6 +643,7 @@ class AsyncBatcher:
             return
         answers, entries = core.settle(items, resp, started)
         core.client.ledger.record(entries)
+        await self._in_place_or_thread(core.remember, items, answers)
         for k, item in enumerate(items):
             if k in answers and not item.future.done():
                 item.future.set_result(answers[k])
@@ -590,5 +661,16 @@ class AsyncBatcher:
                 item.future.set_exception(exc)
             return
         core.client.ledger.record([core.reasked(item, resp, started)])
+        await self._in_place_or_thread(core.remember, [item], {0: _text(resp)})
         if not item.future.done():
             item.future.set_result(_text(resp))
+
+    async def _in_place_or_thread(self, fn: Any, *args: Any) -> Any:
+        """Call a cache operation: in place, or from a worker thread when the store waits
+        on the network (a slow Redis must not stall the loop; see `costwise.Blocking`)."""
+        answers = self._core.answers
+        if answers is not None and answers.blocking:
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(lambda: fn(*args))
+        return fn(*args)
