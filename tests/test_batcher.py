@@ -274,7 +274,9 @@ def test_questions_asked_again_come_from_the_response_cache() -> None:
     assert one == answer_of(QUESTIONS[0])
     assert _questions_sent(provider) == [*QUESTIONS[:4], QUESTIONS[5]]  # nothing sent twice
     hits = [e for e in rows(store) if e.kind == "hit"]
-    assert len(hits) == 3 and all(e.strategy == "batcher+cache" for e in hits)
+    assert len(hits) == 3 and all(
+        e.strategy == "cache" and e.detail == {"batcher": True} for e in hits
+    )
     assert all(e.cost_nanos == 0 and e.baseline_nanos and e.final for e in hits)
     assert {e.feature for e in hits} == {"math", "untagged"}
     # a packed answer never answers a plain create of the same question (its own scope)

@@ -179,13 +179,14 @@ class _Core:
             requested_model=self.model,
             model=self.model,
             kind="hit",
-            strategy=f"{_STRATEGY}+cache",
+            strategy="cache",  # the saving is the cache's; detail says it came via a batcher
             prompt_tokens=prompt,
             completion_tokens=completion,
             cost_nanos=0,
             baseline_nanos=None if alone is None else to_nanos(alone),
             final=True,
             estimated=True,
+            detail={"batcher": True},
         )
 
     # -- ledger ---------------------------------------------------------------------------
@@ -332,7 +333,7 @@ class Batcher:
     strategies (a response cache would key on the whole pack). When the client has a
     `ResponseCache` and the requests are repeatable (``temperature=0`` or a seed), each
     answer is stored on its own in that cache's store, and a question asked again is
-    answered from it at $0 without being sent (ledger strategy ``batcher+cache``).
+    answered from it at $0 without being sent (a ledger ``hit`` of the ``cache``).
 
     Args:
         client: a `CostwiseClient` (its ledger and prices are used).
