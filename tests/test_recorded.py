@@ -49,6 +49,9 @@ RESPONSE: dict[str, Any] = {
 }
 
 
+QUEUED: dict[str, Any] = {**RESPONSE, "status": "queued", "output": [], "usage": None}
+
+
 class Upstream:
     """The fake provider, plus a ``/responses`` route (plain JSON, an SSE stream, or a 500)."""
 
@@ -56,12 +59,26 @@ class Upstream:
         self.provider = FakeProvider()
         self.responses = 0
         self.only_final = False  # a stream of the created and final events alone
+        self.polls: dict[str, int] = {}
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        if not request.url.path.endswith("/responses"):
+        path = request.url.path
+        if "/responses/" in path:  # retrieve (twice queued, then done) or cancel
+            response_id = path.split("/responses/")[1].split("/")[0]
+            polls = self.polls[response_id] = self.polls.get(response_id, 0) + 1
+            if path.endswith("/cancel"):
+                return httpx2.Response(
+                    200, json={**RESPONSE, "id": response_id, "status": "cancelled"}
+                )
+            if polls < 2:
+                return httpx2.Response(200, json={**QUEUED, "id": response_id})
+            return httpx2.Response(200, json={**RESPONSE, "id": response_id})
+        if not path.endswith("/responses"):
             return self.provider(request)
         self.responses += 1
         body = json.loads(request.content)
+        if body.get("background"):
+            return httpx2.Response(200, json={**QUEUED, "id": f"resp_bg{self.responses}"})
         if body.get("input") == "fail":
             error = {"error": {"message": "boom", "type": "server_error", "code": None}}
             return httpx2.Response(500, json=error)
@@ -207,15 +224,36 @@ def test_a_streamed_response_is_recorded_when_it_ends() -> None:
 def test_what_is_not_recorded_yet_passes_through_and_says_so() -> None:
     upstream = Upstream()
     _, client = _clients(upstream)
-    with pytest.warns(costwise.CostwiseWarning, match="background responses.create"):
-        client.responses.create(model="gpt-4o", input="hi", background=True)
     with pytest.warns(costwise.CostwiseWarning, match="raw streamed responses"):
         raw = client.responses.with_raw_response.create(model="gpt-4o", input="hi", stream=True)
     assert [e.type for e in raw.parse()][-1] == "response.completed"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per process: no second warning
-        client.responses.create(model="gpt-4o", input="hi", background=True)
-    assert list(client.ledger.entries()) == [] and upstream.responses == 3
+        client.responses.with_raw_response.create(model="gpt-4o", input="hi", stream=True)
+    assert list(client.ledger.entries()) == [] and upstream.responses == 2
+
+
+def test_a_background_response_is_recorded_once_it_has_finished() -> None:
+    upstream = Upstream()
+    _, client = _clients(upstream)
+    ask: dict[str, Any] = {"model": "gpt-4o", "input": "A long task", "background": True}
+    started = client.responses.create(**ask, feature="research")
+    assert started.status == "queued" and list(client.ledger.entries()) == []
+    assert client.responses.retrieve(started.id).status == "queued"  # still running
+    assert client.responses.retrieve(started.id).status == "completed"
+    client.responses.retrieve(started.id)  # seen finished again: not recorded twice
+    client.responses.retrieve("resp_not_ours")  # started elsewhere: not ours to record
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.status, entry.prompt_tokens, entry.completion_tokens) == (
+        "research",
+        "ok",
+        1200,
+        50,
+    )
+    cancelled = client.responses.create(**ask)
+    assert client.responses.cancel(cancelled.id).status == "cancelled"
+    statuses = sorted(e.status for e in client.ledger.entries())
+    assert statuses == ["cancelled", "ok"]
 
 
 def test_raw_responses_are_recorded_from_their_body() -> None:
@@ -353,3 +391,16 @@ async def test_async_stream_helper_and_parse_are_recorded() -> None:
     assert parsed.output_parsed == City(city="Paris")
     entries = sorted(client.ledger.entries(), key=lambda e: e.ts)
     assert [(e.feature, e.prompt_tokens) for e in entries] == [("geo", 1200), ("untagged", 1200)]
+
+
+@pytest.mark.anyio
+async def test_async_background_response_is_recorded_once_finished() -> None:
+    upstream = Upstream()
+    _, client = _async_clients(upstream)
+    started = await client.responses.create(
+        model="gpt-4o", input="A long task", background=True, feature="research"
+    )
+    for _ in range(3):
+        await client.responses.retrieve(started.id)
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.status, entry.completion_tokens) == ("research", "ok", 50)

@@ -10,6 +10,7 @@ is in the ledger, and a failure in a strategy or the store loses nothing.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,10 @@ __all__ = ["Meter"]
 
 logger = logging.getLogger("costwise")
 
-_SDK_STREAMS = (Stream, AsyncStream)  # a tuple: `Stream | AsyncStream` builds a union per call
+_SDK_STREAMS = (Stream, AsyncStream)
+_FINISHED = frozenset(
+    {"completed", "failed", "incomplete", "cancelled"}
+)  # a tuple: `Stream | AsyncStream` builds a union per call
 _Counts = tuple[int, int, int, int, int]  # prompt, completion, cached, cache write, reasoning
 _NO_USAGE: _Counts = (0, 0, 0, 0, 0)
 
@@ -106,12 +110,15 @@ def _json_of_raw(resp: Any) -> dict[str, Any] | None:
 class Meter:
     """Turns upstream requests into ledger entries. One per client configuration."""
 
-    __slots__ = ("ledger", "prices", "tokenizer")
+    __slots__ = ("_background", "_background_lock", "ledger", "prices", "tokenizer")
 
     def __init__(self, *, ledger: Ledger, prices: PriceTable, tokenizer: Tokenizer) -> None:
         self.ledger = ledger
         self.prices = prices
         self.tokenizer = tokenizer
+        # Background Responses calls started here, recorded when seen finished (see `later`)
+        self._background: dict[str, tuple[str, float, str, str | None]] = {}
+        self._background_lock = threading.Lock()
 
     # -- building entries ---------------------------------------------------------------
 
@@ -413,6 +420,63 @@ class Meter:
 
         wrapped.add_done_callback(done)
         return wrapped
+
+    # -- calls that finish later: background Responses ------------------------------------
+
+    def direct_background(
+        self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Any]
+    ) -> Any:
+        """Send a background call; a failure to start it is recorded as in `direct`."""
+        ts, t0 = time.time(), time.perf_counter()
+        try:
+            return sdk(**kwargs)
+        except Exception as exc:
+            model = kwargs.get("model") or ""
+            error = type(exc).__name__
+            self._direct_row(feature, ts, model, model, None, t0, error, False, "responses")
+            raise
+
+    async def adirect_background(
+        self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Awaitable[Any]]
+    ) -> Any:
+        """The async twin of `direct_background`."""
+        ts, t0 = time.time(), time.perf_counter()
+        try:
+            return await sdk(**kwargs)
+        except Exception as exc:
+            model = kwargs.get("model") or ""
+            error = type(exc).__name__
+            self._direct_row(feature, ts, model, model, None, t0, error, False, "responses")
+            raise
+
+    def later(self, feature: str, ts: float, requested: str, resp: Any, api: str) -> None:
+        """Remember a call the provider runs in the background; `finished` records it.
+
+        A response already finished is recorded now.
+        """
+        with self._background_lock:
+            self._background[str(resp.id)] = (feature, ts, requested, api)
+        self.finished(resp)
+
+    def finished(self, resp: Any) -> None:
+        """Record a background response this process started, once, when it has finished
+        (``completed``, ``failed``, ``incomplete`` or ``cancelled``); others are ignored."""
+        status = getattr(resp, "status", None)
+        if status not in _FINISHED:
+            return
+        with self._background_lock:
+            started = self._background.pop(str(getattr(resp, "id", "")), None)
+        if started is None:  # not ours, or recorded already
+            return
+        feature, ts, requested, api = started
+        reported = _counts(getattr(resp, "usage", None))
+        counts = reported if reported is not None else self._estimate((), requested, "")
+        model = str(getattr(resp, "model", None) or requested)
+        since = time.perf_counter() - (time.time() - ts)  # latency: from the create call
+        result = "ok" if status == "completed" else str(status)
+        self._direct_row(
+            feature, ts, requested, model, counts, since, result, reported is None, api
+        )
 
     def _direct_ok(
         self,

@@ -4,14 +4,16 @@ Strategies run on ``chat.completions`` only. A client's other priced calls must 
 the ledger, or it undercounts spend: ``client.embeddings.create``, ``client.responses.create``
 and ``client.responses.parse`` take ``feature=`` and are recorded through `Meter.direct` (one
 entry, priced from the response's usage); a streamed ``responses.create`` is recorded when
-it ends, from its final event's usage. What is not recorded yet says so once per process
-with a `CostwiseWarning` instead of silently missing from the ledger: background Responses
-calls, raw streamed Responses calls, and streaming an existing response by its id.
+it ends, from its final event's usage; a ``background=True`` one when this client first sees
+it finished (``retrieve`` or ``cancel``). What is not recorded yet says so once per process
+with a `CostwiseWarning` instead of silently missing from the ledger: raw streamed Responses
+calls, and streaming an existing response by its id.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Mapping
 from functools import partial
@@ -110,9 +112,6 @@ def _passes_through(kwargs: Mapping[str, Any], endpoint: str) -> bool:
     if raw_mode(kwargs.get("extra_headers")) and kwargs.get("stream"):
         _unrecorded(f"raw streamed responses of {endpoint} (with_raw_response, stream=True)")
         return True
-    if endpoint.startswith("responses.") and kwargs.get("background"):
-        _unrecorded(f"background {endpoint} calls")
-        return True
     return False
 
 
@@ -161,19 +160,40 @@ class CostwiseResponses(Responses):
 
     @override
     def create(self, **kwargs: Any) -> Response | Stream[ResponseStreamEvent]:
-        """The SDK's ``create``, tagged with ``feature=`` and recorded (a stream when it
-        ends); a background call passes through with a one-time warning."""
+        """The SDK's ``create``, tagged with ``feature=`` and recorded: a stream when it
+        ends, a background call when this client sees it finished (`retrieve`, `cancel`)."""
         cfg = _config(self)
         tag = cfg.feature_of(kwargs)
         sdk = partial(Responses.create, self)
         if _passes_through(kwargs, "responses.create"):
             return sdk(**kwargs)
         messages = responses_messages(kwargs)
+        if kwargs.get("background") and not kwargs.get("stream"):
+            ts = time.time()
+            response = cfg.meter.direct_background(tag, kwargs, sdk)
+            cfg.meter.later(tag, ts, kwargs.get("model") or "", response, "responses")
+            return response  # type: ignore[no-any-return]
         if kwargs.get("stream"):
             return cfg.meter.direct_stream(  # type: ignore[no-any-return]
                 tag, kwargs, sdk, _finished, messages, api="responses"
             )
         return cfg.meter.direct(tag, kwargs, sdk, messages, api="responses")  # type: ignore[no-any-return]
+
+    @override
+    def retrieve(self, response_id: str, **kwargs: Any) -> Any:
+        """The SDK's ``retrieve``; a background response this client started is recorded
+        the first time it is seen finished."""
+        response = super().retrieve(response_id, **kwargs)
+        if not kwargs.get("stream"):
+            _config(self).meter.finished(response)
+        return response
+
+    @override
+    def cancel(self, response_id: str, **kwargs: Any) -> Response:
+        """The SDK's ``cancel``; a cancelled background response is recorded with its usage."""
+        response = super().cancel(response_id, **kwargs)
+        _config(self).meter.finished(response)
+        return response
 
     @override
     def parse(self, **kwargs: Any) -> ParsedResponse[Any]:
@@ -212,11 +232,31 @@ class AsyncCostwiseResponses(AsyncResponses):
         if _passes_through(kwargs, "responses.create"):
             return await sdk(**kwargs)
         messages = responses_messages(kwargs)
+        if kwargs.get("background") and not kwargs.get("stream"):
+            ts = time.time()
+            response = await cfg.meter.adirect_background(tag, kwargs, sdk)
+            cfg.meter.later(tag, ts, kwargs.get("model") or "", response, "responses")
+            return response  # type: ignore[no-any-return]
         if kwargs.get("stream"):
             return await cfg.meter.adirect_stream(  # type: ignore[no-any-return]
                 tag, kwargs, sdk, _finished, messages, api="responses"
             )
         return await cfg.meter.adirect(tag, kwargs, sdk, messages, api="responses")  # type: ignore[no-any-return]
+
+    @override
+    async def retrieve(self, response_id: str, **kwargs: Any) -> Any:
+        """The SDK's ``retrieve``, recorded like the sync twin's."""
+        response = await super().retrieve(response_id, **kwargs)
+        if not kwargs.get("stream"):
+            _config(self).meter.finished(response)
+        return response
+
+    @override
+    async def cancel(self, response_id: str, **kwargs: Any) -> Response:
+        """The SDK's ``cancel``, recorded like the sync twin's."""
+        response = await super().cancel(response_id, **kwargs)
+        _config(self).meter.finished(response)
+        return response
 
     @override
     async def parse(self, **kwargs: Any) -> ParsedResponse[Any]:
