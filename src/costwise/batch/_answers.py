@@ -80,26 +80,9 @@ class AnswerCache:
 
     def get(self, key: str) -> str | None:
         """The stored answer, or ``None`` (a miss; a corrupt entry warns and is dropped)."""
-        store = self.cache.store
-        try:
-            raw = store.get(key)
-        except Exception as exc:
-            _warn(f"batcher answer cache read failed ({type(exc).__name__}: {exc})")
-            return None
-        if raw is None:
-            return None
-        try:
-            answer = json.loads(raw)["answer"]
-        except (ValueError, KeyError, TypeError) as exc:
-            answer = exc
-        if not isinstance(answer, str):
-            _warn(f"corrupt batcher answer cache entry {key} dropped ({type(answer).__name__})")
-            try:
-                store.delete(key)
-            except Exception as exc2:
-                logger.debug("cache delete failed: %r", exc2)
-            return None
-        return answer
+        from ..cache._serving import read_entry
+
+        return read_entry(self.cache.store, key, _answer, "batcher answer cache")
 
     def put(self, key: str, answer: str) -> None:
         """Store an answer (empty answers are never stored)."""
@@ -109,6 +92,13 @@ class AnswerCache:
             self.cache.store.set(key, json.dumps({"answer": answer}).encode(), ttl=self.cache.ttl)
         except Exception as exc:
             _warn(f"batcher answer cache write failed ({type(exc).__name__}: {exc})")
+
+
+def _answer(raw: bytes) -> str:
+    answer = json.loads(raw)["answer"]
+    if not isinstance(answer, str):
+        raise TypeError(type(answer).__name__)
+    return answer
 
 
 def _warn(message: str) -> None:

@@ -4,12 +4,15 @@ is complete (at once, or when a stream ends normally)."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from openai.types.chat import ChatCompletion
 
+from .._exceptions import CostwiseWarning
 from .._streaming import (
     AsyncCostwiseStream,
     CostwiseStream,
@@ -24,9 +27,39 @@ from ._parsed import as_parsed, parse_cacheable
 if TYPE_CHECKING:
     from .._call import Call
 
-__all__ = ["cacheable", "repeatable", "reusable", "serve", "when_complete"]
+__all__ = ["cacheable", "read_entry", "repeatable", "reusable", "serve", "when_complete"]
 
 _REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
+T = TypeVar("T")
+logger = logging.getLogger("costwise")
+
+
+def read_entry(store: Any, key: str, decode: Callable[[bytes], T], what: str) -> T | None:
+    """The entry under `key`, decoded, or ``None``: a miss, a failed read (warned), or a
+    corrupt entry (warned and dropped, so the next answer replaces it).
+
+    `decode` raises ``ValueError``, ``KeyError`` or ``TypeError`` for a corrupt entry.
+    """
+    try:
+        raw = store.get(key)
+    except Exception as exc:
+        _warn(f"{what} read failed ({type(exc).__name__}: {exc}); calling upstream")
+        return None
+    if raw is None:
+        return None
+    try:
+        return decode(raw)
+    except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError: ValueError
+        _warn(f"corrupt {what} entry {key} dropped ({type(exc).__name__})")
+        try:
+            store.delete(key)
+        except Exception as exc2:
+            logger.debug("cache delete failed: %r", exc2)
+        return None
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, CostwiseWarning, stacklevel=4)
 
 
 def cacheable(call: Call, *, always: bool = False) -> bool:

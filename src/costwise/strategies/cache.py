@@ -18,7 +18,14 @@ from ..cache._hits import mark_hit
 from ..cache._keys import UncacheableRequest, request_key
 from ..cache._parsed import parse_key_kwargs
 from ..cache._scope import scope_of
-from ..cache._serving import cacheable, repeatable, reusable, serve, when_complete
+from ..cache._serving import (
+    cacheable,
+    read_entry,
+    repeatable,
+    reusable,
+    serve,
+    when_complete,
+)
 from ..cache._stores import CacheStore, DiskCacheStore
 
 if TYPE_CHECKING:
@@ -197,23 +204,7 @@ class ResponseCache:
             return None
 
     def _lookup(self, key: str) -> ChatCompletion | None:
-        store = self.store
-        try:
-            raw = store.get(key)
-        except Exception as exc:
-            _warn(f"response cache read failed ({type(exc).__name__}: {exc}); calling upstream")
-            return None
-        if raw is None:
-            return None
-        try:
-            return ChatCompletion.model_validate_json(raw)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            _warn(f"corrupt response cache entry {key} dropped ({type(exc).__name__})")
-            try:
-                store.delete(key)
-            except Exception as exc2:
-                logger.debug("cache delete failed: %r", exc2)
-            return None
+        return read_entry(self.store, key, ChatCompletion.model_validate_json, "response cache")
 
     def _serve(self, call: Call, key: str, completion: ChatCompletion) -> Any:
         """The hit as the caller asked for it, or ``None`` if the entry cannot give it."""
