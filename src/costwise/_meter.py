@@ -456,6 +456,10 @@ class Meter:
         """
         with self._background_lock:
             self._background[str(resp.id)] = (feature, ts, requested, api)
+            if len(self._background) > _MAX_BACKGROUND:  # never retrieved: keep memory bounded
+                oldest = next(iter(self._background))
+                del self._background[oldest]
+                logger.warning("costwise: background response %s will not be recorded", oldest)
         self.finished(resp)
 
     def finished(self, resp: Any) -> None:
