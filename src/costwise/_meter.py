@@ -32,10 +32,9 @@ __all__ = ["Meter"]
 
 logger = logging.getLogger("costwise")
 
-_SDK_STREAMS = (Stream, AsyncStream)
-_FINISHED = frozenset(
-    {"completed", "failed", "incomplete", "cancelled"}
-)  # a tuple: `Stream | AsyncStream` builds a union per call
+_SDK_STREAMS = (Stream, AsyncStream)  # a tuple: `Stream | AsyncStream` builds a union per call
+_FINISHED = frozenset({"completed", "failed", "incomplete", "cancelled"})  # background states
+_MAX_BACKGROUND = 100_000  # background responses awaiting their first finished sighting
 _Counts = tuple[int, int, int, int, int]  # prompt, completion, cached, cache write, reasoning
 _NO_USAGE: _Counts = (0, 0, 0, 0, 0)
 
