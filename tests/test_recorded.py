@@ -404,3 +404,21 @@ async def test_async_background_response_is_recorded_once_finished() -> None:
         await client.responses.retrieve(started.id)
     (entry,) = client.ledger.entries()
     assert (entry.feature, entry.status, entry.completion_tokens) == ("research", "ok", 50)
+
+
+def test_background_responses_awaiting_their_finish_are_bounded() -> None:
+    """A service that never retrieves its background responses does not grow without end."""
+    from types import SimpleNamespace
+
+    from costwise._meter import _MAX_BACKGROUND
+
+    _, client = _clients(Upstream())
+    meter = client._costwise.meter
+    for i in range(_MAX_BACKGROUND + 1):
+        meter.later("f", 0.0, "gpt-4o", SimpleNamespace(id=f"r{i}", status="queued"), "responses")
+    assert len(meter._background) == _MAX_BACKGROUND
+    usage = {"input_tokens": 3, "output_tokens": 2}
+    for i in (0, _MAX_BACKGROUND):  # the oldest was dropped; the newest is still awaited
+        meter.finished(SimpleNamespace(id=f"r{i}", status="completed", model="gpt-4o", usage=usage))
+    (entry,) = client.ledger.entries()
+    assert entry.prompt_tokens == 3 and entry.completion_tokens == 2
