@@ -169,7 +169,7 @@ def test_pair_features_flag_look_alikes() -> None:
     assert same["identical"] == 1.0 and same["content_jaccard"] == 1.0
 
 
-def synthetic_pairs(n: int, seed: int) -> tuple[list[tuple[str, str, int]], np.ndarray]:
+def synthetic_pairs(n: int, seed: int) -> tuple[list[tuple[str, str, int]], Any]:
     """Positives: high cosine, same number; negatives: look-alikes with another number."""
     rng = np.random.default_rng(seed)
     pairs, cos = [], []

@@ -303,7 +303,7 @@ class _Stack:
         import numpy as np
 
         z = (x - self._center) / self._scale
-        out = {m: np.full(len(x), v) for m, v in self._constants.items()}
+        out: dict[str, Any] = {m: np.full(len(x), v) for m, v in self._constants.items()}
         for model, lr in self._models.items():
             if len(x) == 1:  # one prompt: without sklearn's input validation
                 out[model] = np.array([logistic_one(lr, z[0])])
