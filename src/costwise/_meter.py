@@ -305,12 +305,10 @@ class Meter:
         estimated, and `api` (``"embeddings"``, ``"responses"``) noted in the entry's detail.
         """
         ts, started = time.time(), time.perf_counter()
-        model = kwargs.get("model") or ""
         try:
             resp = sdk(**kwargs)
         except Exception as exc:
-            error = type(exc).__name__
-            self._direct_row(feature, ts, model, model, None, started, error, False, api)
+            self._failed(feature, ts, kwargs, started, exc, api)
             raise
         self._direct_ok(feature, ts, kwargs, resp, started, messages, api)
         return resp
@@ -326,12 +324,10 @@ class Meter:
     ) -> Any:
         """The async twin of `direct`."""
         ts, started = time.time(), time.perf_counter()
-        model = kwargs.get("model") or ""
         try:
             resp = await sdk(**kwargs)
         except Exception as exc:
-            error = type(exc).__name__
-            self._direct_row(feature, ts, model, model, None, started, error, False, api)
+            self._failed(feature, ts, kwargs, started, exc, api)
             raise
         self._direct_ok(feature, ts, kwargs, resp, started, messages, api)
         return resp
@@ -353,14 +349,8 @@ class Meter:
         `messages`, marked ``incomplete`` when the stream did not run to its end. A request
         that fails before streaming is recorded with its error, as in `direct`.
         """
-        ts, t0 = time.time(), time.perf_counter()
-        try:
-            stream = sdk(**kwargs)
-        except Exception as exc:
-            model = kwargs.get("model") or ""
-            self._direct_row(feature, ts, model, model, None, t0, type(exc).__name__, False, api)
-            raise
-        return self._watch(feature, kwargs, stream, (ts, t0), final_of, messages, api)
+        stream, started = self._start(feature, kwargs, sdk, api)
+        return self._watch(feature, kwargs, stream, started, final_of, messages, api)
 
     async def adirect_stream(
         self,
@@ -373,14 +363,8 @@ class Meter:
         api: str | None = None,
     ) -> Any:
         """The async twin of `direct_stream`."""
-        ts, t0 = time.time(), time.perf_counter()
-        try:
-            stream = await sdk(**kwargs)
-        except Exception as exc:
-            model = kwargs.get("model") or ""
-            self._direct_row(feature, ts, model, model, None, t0, type(exc).__name__, False, api)
-            raise
-        return self._watch(feature, kwargs, stream, (ts, t0), final_of, messages, api)
+        stream, started = await self._astart(feature, kwargs, sdk, api)
+        return self._watch(feature, kwargs, stream, started, final_of, messages, api)
 
     def _watch(
         self,
@@ -425,28 +409,60 @@ class Meter:
     def direct_background(
         self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Any]
     ) -> Any:
-        """Send a background call; a failure to start it is recorded as in `direct`."""
-        ts, t0 = time.time(), time.perf_counter()
-        try:
-            return sdk(**kwargs)
-        except Exception as exc:
-            model = kwargs.get("model") or ""
-            error = type(exc).__name__
-            self._direct_row(feature, ts, model, model, None, t0, error, False, "responses")
-            raise
+        """Start a background call (a failure to start it is recorded as in `direct`) and
+        remember it: `finished` records it when this client sees it done."""
+        resp, (ts, _) = self._start(feature, kwargs, sdk, "responses")
+        self.later(feature, ts, kwargs.get("model") or "", resp, "responses")
+        return resp
 
     async def adirect_background(
         self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Awaitable[Any]]
     ) -> Any:
         """The async twin of `direct_background`."""
+        resp, (ts, _) = await self._astart(feature, kwargs, sdk, "responses")
+        self.later(feature, ts, kwargs.get("model") or "", resp, "responses")
+        return resp
+
+    # -- sending, for the paths that record later -------------------------------------------
+
+    def _start(
+        self, feature: str, kwargs: dict[str, Any], sdk: Callable[..., Any], api: str | None
+    ) -> tuple[Any, tuple[float, float]]:
+        """Send; a failure is recorded (and raised). Returns the response and its start."""
         ts, t0 = time.time(), time.perf_counter()
         try:
-            return await sdk(**kwargs)
+            return sdk(**kwargs), (ts, t0)
         except Exception as exc:
-            model = kwargs.get("model") or ""
-            error = type(exc).__name__
-            self._direct_row(feature, ts, model, model, None, t0, error, False, "responses")
+            self._failed(feature, ts, kwargs, t0, exc, api)
             raise
+
+    async def _astart(
+        self,
+        feature: str,
+        kwargs: dict[str, Any],
+        sdk: Callable[..., Awaitable[Any]],
+        api: str | None,
+    ) -> tuple[Any, tuple[float, float]]:
+        """The async twin of `_start`."""
+        ts, t0 = time.time(), time.perf_counter()
+        try:
+            return await sdk(**kwargs), (ts, t0)
+        except Exception as exc:
+            self._failed(feature, ts, kwargs, t0, exc, api)
+            raise
+
+    def _failed(
+        self,
+        feature: str,
+        ts: float,
+        kwargs: dict[str, Any],
+        started: float,
+        exc: BaseException,
+        api: str | None,
+    ) -> None:
+        """The entry of a call that failed before an answer: no usage, its error class."""
+        model = kwargs.get("model") or ""
+        self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False, api)
 
     def later(self, feature: str, ts: float, requested: str, resp: Any, api: str) -> None:
         """Remember a call the provider runs in the background; `finished` records it.

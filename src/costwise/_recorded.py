@@ -13,7 +13,6 @@ calls, and streaming an existing response by its id.
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 from collections.abc import Iterable, Mapping
 from functools import partial
@@ -169,10 +168,7 @@ class CostwiseResponses(Responses):
             return sdk(**kwargs)
         messages = responses_messages(kwargs)
         if kwargs.get("background") and not kwargs.get("stream"):
-            ts = time.time()
-            response = cfg.meter.direct_background(tag, kwargs, sdk)
-            cfg.meter.later(tag, ts, kwargs.get("model") or "", response, "responses")
-            return response  # type: ignore[no-any-return]
+            return cfg.meter.direct_background(tag, kwargs, sdk)  # type: ignore[no-any-return]
         if kwargs.get("stream"):
             return cfg.meter.direct_stream(  # type: ignore[no-any-return]
                 tag, kwargs, sdk, _finished, messages, api="responses"
@@ -233,10 +229,7 @@ class AsyncCostwiseResponses(AsyncResponses):
             return await sdk(**kwargs)
         messages = responses_messages(kwargs)
         if kwargs.get("background") and not kwargs.get("stream"):
-            ts = time.time()
-            response = await cfg.meter.adirect_background(tag, kwargs, sdk)
-            cfg.meter.later(tag, ts, kwargs.get("model") or "", response, "responses")
-            return response  # type: ignore[no-any-return]
+            return await cfg.meter.adirect_background(tag, kwargs, sdk)  # type: ignore[no-any-return]
         if kwargs.get("stream"):
             return await cfg.meter.adirect_stream(  # type: ignore[no-any-return]
                 tag, kwargs, sdk, _finished, messages, api="responses"
