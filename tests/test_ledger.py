@@ -300,10 +300,10 @@ def test_report_under_load_is_fast_enough_to_call(tmp_path: Path) -> None:
     assert sum(r.calls for r in store.aggregate()) == 10_000
 
 
-def test_rows_round_trip_to_entries_and_journal_lines() -> None:
-    """A row (the meter's pending form) is the entry's values: same entry, same journal line."""
+def test_rows_round_trip_to_entries_and_journal_frames() -> None:
+    """A row (the meter's pending form) is the entry's values: same entry, same journal frame."""
     from costwise.ledger._entry import FIELDS, ROW_INDEX, entry_from_row, row_of
-    from costwise.ledger._journal import _ENCODER, decode, encode, encode_rows
+    from costwise.ledger._journal import decode, encode, encode_rows
 
     plain = entry(1)
     detailed = LedgerEntry(
@@ -315,10 +315,60 @@ def test_rows_round_trip_to_entries_and_journal_lines() -> None:
         row = row_of(e)
         assert entry_from_row(row) == e
         assert entry_from_row(row).detail == dict(e.detail)
-        values = [getattr(e, f) for f in FIELDS[:-1]] + [dict(e.detail) if e.detail else None]
-        assert encode_rows([row]) == (_ENCODER.encode(values) + "\n").encode()
+        assert decode(encode_rows([row])) == [e]
     assert encode([plain, detailed]) == encode_rows([row_of(plain), row_of(detailed)])
     assert decode(encode([plain, detailed])) == [plain, detailed]
+    assert decode(encode([plain]) + encode([detailed]) + bytes(64)) == [plain, detailed]
+
+
+def test_journal_frames_hold_what_marshal_cannot() -> None:
+    """A str subclass (an enum feature) or a numpy-like float in detail falls back to JSON."""
+    import enum
+
+    from costwise.ledger._journal import decode, encode
+
+    class Feature(str, enum.Enum):
+        SUPPORT = "support"
+
+    class Score(float):
+        pass
+
+    odd = LedgerEntry(
+        id="a", call_id="b", ts=1.5, feature=Feature.SUPPORT, requested_model="m", model="m",
+        detail={"similarity": Score(0.5)},
+    )  # fmt: skip
+    (back,) = decode(encode([odd]))
+    assert back.feature == "support" and back.detail == {"similarity": 0.5}
+
+
+def test_a_torn_journal_frame_is_dropped_and_ends_the_replay() -> None:
+    """A frame cut short or with zeroed bytes (a kill mid-copy) fails its CRC: only the
+    frames written whole before it are replayed, never a miscounted one."""
+    from costwise.ledger._journal import decode, encode
+
+    first, second = encode([entry(1)]), encode([entry(2), entry(3)])
+    assert decode(first + second[: len(second) - 7] + bytes(7)) == [entry(1)]
+    zeroed = bytearray(second)
+    zeroed[40:48] = bytes(8)  # inside the rows: marshal alone could read zeros as values
+    assert decode(first + bytes(zeroed)) == [entry(1)]
+    assert decode(first[:5]) == []
+
+
+def test_journals_of_the_earlier_json_lines_format_are_replayed(tmp_path: Path) -> None:
+    """A JSON-lines journal left by a process of an earlier version is still replayed."""
+    from costwise.ledger._entry import row_of
+    from costwise.ledger._journal import _ENCODER
+
+    journal_dir = tmp_path / "old.sqlite.journal"
+    journal_dir.mkdir()
+    lines = [_ENCODER.encode(row_of(entry(i))) for i in range(3)]
+    (journal_dir / "123-abcd-1.jsonl").write_bytes(
+        ("\n".join(lines) + "\n").encode() + b'["torn",' + bytes(100)
+    )
+    ledger = Ledger(tmp_path / "old.sqlite")
+    assert sorted(e.id for e in ledger.entries()) == sorted(entry(i).id for i in range(3))
+    assert not list(journal_dir.glob("*.jsonl"))
+    ledger.close()
 
 
 def test_meter_rows_are_journaled_then_stored_once(tmp_path: Path) -> None:
@@ -329,8 +379,12 @@ def test_meter_rows_are_journaled_then_stored_once(tmp_path: Path) -> None:
     entries = [entry(i) for i in range(3)]
     ledger._record_rows([row_of(e) for e in entries])
     assert ledger.pending == 3
-    journal = b"".join(p.read_bytes() for p in (tmp_path / "rows.sqlite.journal").glob("*"))
-    assert journal.count(b"\n") >= 3, "rows must be durable before record returns"
+    from costwise.ledger._journal import decode
+
+    journal = (tmp_path / "rows.sqlite.journal").glob("*")
+    assert len([e for p in journal for e in decode(p.read_bytes())]) == 3, (
+        "rows must be durable before record returns"
+    )
     ledger.flush()
     assert ledger.pending == 0
     ledger.flush()

@@ -8,6 +8,14 @@ power cut. A mapping rather than ``write(2)``: between two calls of a real servi
 ``write`` updates the file's mtime, which costs a filesystem-journal transaction (~30 µs
 measured on ext4 here); a mapped page pays that once per page, not once per call.
 
+Each append is one frame: length, CRC-32 and kind, then the rows in `marshal` format (JSON
+for rows marshal cannot hold, such as a ``str`` subclass as a feature). Marshal rather than
+JSON because this runs once per call between two requests of the caller: it writes floats
+and integers as bytes instead of formatting them, 2.3 → 0.6 µs a row warm, 6.4 → ~2 µs
+measured in place. The CRC is what makes a frame torn by a kill mid-copy detectable:
+marshal, unlike JSON, would read zeroed bytes as valid numbers. The journal is read only by
+this library, from files this user's processes wrote (mode 0600).
+
 A journal belongs to one live process, which holds an exclusive ``flock`` on it; any
 journal whose lock can be taken belongs to a dead process and is replayed into the store on
 the next start. Stores ignore ids they already hold, so a replay never double counts.
@@ -17,10 +25,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import marshal
 import mmap
 import os
+import struct
+import zlib
 from collections.abc import Iterator, Sequence
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +38,13 @@ from ._entry import FIELDS, LedgerEntry, row_of
 
 __all__ = ["Journal", "read_orphans", "retire_orphan"]
 
-_SUFFIX = ".jsonl"
+_SUFFIX = ".cwj"
+_LEGACY = (".jsonl", ".flushing")  # JSON-lines journals of earlier versions, still replayed
 _SEGMENT = 1 << 20  # bytes per mapped segment; a full one is sealed and a new one opened
+_HEAD = struct.Struct("<IIB")  # payload length, CRC-32 of the payload, kind
+_MARSHAL, _JSON = 1, 2
+_MARSHAL_VERSION = 4  # pinned: a journal may be replayed by a newer Python after an upgrade
 _ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-# The C encoder behind _ENCODER.encode, made once: encode() builds a new one per call, which
-# costs a third of encoding a row. Same output; None when the C speedups are unavailable.
-_C_ENCODE = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(
-        None, _ENCODER.default, encode_basestring_ascii, None, ":", ",", False, False, True
-    )
-)
 
 
 def encode(entries: Sequence[LedgerEntry]) -> bytes:
@@ -47,24 +52,53 @@ def encode(entries: Sequence[LedgerEntry]) -> bytes:
 
 
 def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
-    """One JSON array per line, values in FIELDS order (an empty ``detail`` as ``null``)."""
-    if _C_ENCODE is None:  # pragma: no cover - CPython always has the C encoder
-        return ("\n".join(map(_ENCODER.encode, rows)) + "\n").encode()
-    if len(rows) == 1:
-        return ("".join(_C_ENCODE(rows[0], 0)) + "\n").encode()
-    return "".join(["".join(_C_ENCODE(row, 0)) + "\n" for row in rows]).encode()
+    """One frame holding `rows` (lists of values in FIELDS order, an empty ``detail`` as None)."""
+    try:
+        payload, kind = marshal.dumps(rows, _MARSHAL_VERSION), _MARSHAL  # type: ignore[arg-type]
+    except ValueError:  # a value marshal cannot hold (a subclass of str, a numpy float)
+        payload, kind = _ENCODER.encode(list(rows)).encode(), _JSON
+    return _HEAD.pack(len(payload), zlib.crc32(payload), kind) + payload
 
 
 def decode(data: bytes) -> list[LedgerEntry]:
+    """The entries in a journal's bytes, up to the end of what was written.
+
+    A frame torn by a kill mid-write fails its CRC; frames are written one at a time under
+    the ledger's lock, so a torn frame is the last one, never acknowledged to anyone.
+    """
+    out: list[LedgerEntry] = []
+    pos, size, head = 0, len(data), _HEAD.size
+    while pos + head <= size:
+        length, crc, kind = _HEAD.unpack_from(data, pos)
+        if length == 0:
+            break  # the zeroed rest of the segment
+        payload = data[pos + head : pos + head + length]
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            break
+        try:
+            rows = marshal.loads(payload) if kind == _MARSHAL else json.loads(payload)
+            entries = [_entry_of(row) for row in rows]
+        except (ValueError, TypeError, EOFError):
+            break  # not a frame this library wrote
+        out += entries  # a frame is one call's entries: all of them or none
+        pos += head + length
+    return out
+
+
+def _entry_of(row: Sequence[Any]) -> LedgerEntry:
+    values = dict(zip(FIELDS, row, strict=True))
+    values["detail"] = values["detail"] or {}
+    return LedgerEntry(**values)
+
+
+def _decode_lines(data: bytes) -> list[LedgerEntry]:
+    """A journal of an earlier version: one JSON array per line."""
     out = []
     for line in data.rstrip(b"\0").splitlines():
         try:
-            row = json.loads(line)
-            values = dict(zip(FIELDS, row, strict=True))
+            out.append(_entry_of(json.loads(line)))
         except (ValueError, TypeError):
             continue  # a line torn by a kill mid-write: it was never acknowledged to anyone
-        values["detail"] = values["detail"] or {}
-        out.append(LedgerEntry(**values))
     return out
 
 
@@ -165,7 +199,7 @@ def read_orphans(directory: Path) -> Iterator[tuple[Path, int, list[LedgerEntry]
     if not directory.is_dir():
         return
     for path in sorted(directory.iterdir()):
-        if path.suffix not in (_SUFFIX, ".flushing"):
+        if path.suffix != _SUFFIX and path.suffix not in _LEGACY:
             continue
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -177,5 +211,6 @@ def read_orphans(directory: Path) -> Iterator[tuple[Path, int, list[LedgerEntry]
             os.close(fd)  # a live process owns it
             continue
         with open(fd, "rb", closefd=False) as fh:
-            entries = decode(fh.read())
+            data = fh.read()
+        entries = decode(data) if path.suffix == _SUFFIX else _decode_lines(data)
         yield path, fd, entries
