@@ -573,3 +573,20 @@ class TestPrune:
         ledger = Ledger(Minimal())
         with pytest.raises(LedgerError, match=r"Minimal\(\) cannot prune"):
             ledger.prune(before="2023-11-17")
+
+
+def test_memory_store_rows_are_read_as_entries_at_once() -> None:
+    """Rows the meter writes to a MemoryStore are seen by every reader, in order, once."""
+    from costwise.ledger._entry import row_of
+
+    store = MemoryStore()
+    ledger = Ledger(store)
+    ledger._record_rows([row_of(entry(1, ts=10.0)), row_of(entry(2, ts=20.0, cost=50))])
+    assert len(store) == 2
+    assert [e.id for e in ledger.entries()] == [entry(1).id, entry(2).id]
+    assert store.spent_nanos(since=15.0) == 50
+    store.write([entry(2, ts=20.0, cost=50), entry(3, ts=30.0)])  # id 2 is held already
+    ledger._record_rows([row_of(entry(4, ts=40.0))])
+    assert [r.calls for r in store.aggregate()] == [4]
+    assert store.prune(before=25.0) == 2
+    assert [e.id for e in store.entries()] == [entry(3).id, entry(4).id]

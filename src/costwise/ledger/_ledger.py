@@ -122,6 +122,7 @@ class Ledger:
             msg = f"write_behind=True needs a store with a journal_dir; {store!r} has none"
             raise ValueError(msg)
         self._journal = Journal(Path(journal_dir)) if write_behind and journal_dir else None
+        self._memory = store if isinstance(store, MemoryStore) else None
         self.write_through = not write_behind
         """Write each call to the store before returning (set by strategies that read spend,
         such as `Budget`, so every worker sees every finished call at once)."""
@@ -187,6 +188,9 @@ class Ledger:
         the flusher, unless something needs them now (hooks, write-through).
         """
         if self._hooks or self._journal is None or self.write_through:
+            if self._memory is not None and not self._hooks:
+                self._memory.write_rows(rows)  # it keeps them as they are, and cannot fail
+                return
             self.record([entry_from_row(row) for row in rows])
             return
         with self._lock:
