@@ -24,7 +24,7 @@ from costwise.cache import MemoryCacheStore, is_hit
 from costwise.ledger import MemoryStore
 from costwise.strategies import ResponseCache, SemanticCache
 from costwise.testing import FakeProvider, Reply
-from test_direct_path import no_usage
+from test_direct_path import _answer, no_usage
 from test_semantic import PLAIN, ToyEmbedder
 
 MSGS: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
@@ -97,7 +97,7 @@ def _sync_run(setup: Setup, kwargs: dict[str, Any], lane: bool) -> Any:
         assert (client._costwise.pipeline.front is not None) == lane  # the path under test
         answers = [client.chat.completions.create(messages=MSGS, **dict(kwargs)) for _ in range(2)]
         return (
-            [a.model_dump() for a in answers],
+            [_answer(a) for a in answers],
             [is_hit(a) for a in answers],
             _comparable(client.ledger.entries()),
         )
@@ -112,7 +112,7 @@ async def _async_run(setup: Setup, kwargs: dict[str, Any], lane: bool) -> Any:
             await client.chat.completions.create(messages=MSGS, **dict(kwargs)) for _ in range(2)
         ]
         return (
-            [a.model_dump() for a in answers],
+            [_answer(a) for a in answers],
             [is_hit(a) for a in answers],
             _comparable(client.ledger.entries()),
         )

@@ -94,6 +94,12 @@ def _options(strategies: list[Any], ledger: Any = None) -> dict[str, Any]:
     }
 
 
+def _answer(completion: Any) -> dict[str, Any]:
+    """The completion without ``created``: the fake provider stamps the wall clock's second,
+    which the two runs of a scenario may straddle."""
+    return {k: v for k, v in completion.model_dump().items() if k != "created"}
+
+
 def _sync_entries(
     setup: Setup, kwargs: dict[str, Any], strategies: list[Any], ledger: Any = None
 ) -> Any:
@@ -102,7 +108,7 @@ def _sync_entries(
         assert client._costwise.direct == (not strategies)  # the path under test
         outcome: Any
         try:
-            outcome = client.chat.completions.create(messages=MSGS, **kwargs).model_dump()
+            outcome = _answer(client.chat.completions.create(messages=MSGS, **kwargs))
         except openai.APIStatusError as exc:
             outcome = (type(exc), exc.status_code)
         return outcome, _comparable(client)
@@ -114,7 +120,7 @@ async def _async_entries(setup: Setup, kwargs: dict[str, Any], strategies: list[
         assert client._costwise.direct == (not strategies)  # the path under test
         outcome: Any
         try:
-            outcome = (await client.chat.completions.create(messages=MSGS, **kwargs)).model_dump()
+            outcome = _answer(await client.chat.completions.create(messages=MSGS, **kwargs))
         except openai.APIStatusError as exc:
             outcome = (type(exc), exc.status_code)
         return outcome, _comparable(client)
