@@ -18,6 +18,10 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("OPENAI_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("COSTWISE_LEDGER", str(tmp_path / "default-ledger.sqlite"))
+    # Default spools, journals and caches go under the test's directory, not the user's.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("COSTWISE_CACHE_DIR", raising=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

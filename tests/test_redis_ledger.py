@@ -5,6 +5,10 @@ from __future__ import annotations
 import calendar
 import os
 import random
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -12,9 +16,10 @@ import pytest
 
 from costwise import CostwiseWarning
 from costwise.cli import main
-from costwise.ledger import LedgerEntry, LedgerStore, MemoryStore, aggregate_entries
+from costwise.ledger import Ledger, LedgerEntry, LedgerStore, MemoryStore, aggregate_entries
+from costwise.ledger._journal import decode
 from costwise.ledger._redis import RedisStore
-from costwise.testing import FakeProvider, fake_client
+from costwise.testing import FakeProvider, fake_async_client, fake_client
 from redisserver import redis_url, start_redis
 
 __all__ = ["redis_url"]  # the fixture, re-exported so pytest finds it here
@@ -192,3 +197,114 @@ def test_prune_deletes_whole_days_with_their_totals(store: RedisStore) -> None:
     assert store.prune(cutoff) == 0
     with pytest.raises(ValueError, match="UTC midnight"):
         store.prune(cutoff + 1)
+
+
+# -- the write-behind journal ------------------------------------------------------------------
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def _journaled(store: RedisStore) -> list[LedgerEntry]:
+    assert store.journal_dir is not None
+    return [e for f in store.journal_dir.glob("*.cwj") for e in decode(f.read_bytes())]
+
+
+def test_calls_are_journaled_locally_and_sent_to_redis_in_batches(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """By default a call waits for no Redis round trip: its entry is in the local journal
+    when the call returns and reaches Redis with the next batch, once."""
+    store = RedisStore(redis_url, prefix=_prefix(), spool=None, journal=tmp_path / "journal")
+    ledger = Ledger(store, flush_interval=60)
+    reader = RedisStore(redis_url, prefix=store.prefix, spool=None, journal=None)
+    client = fake_client(FakeProvider(), ledger=ledger)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o", messages=HI, feature="faq")
+    assert len(_journaled(store)) == 3
+    assert list(reader.entries()) == []  # not sent yet: the batch waits for the flusher
+    ledger.flush()
+    assert [r.calls for r in reader.aggregate()] == [3]
+    assert _journaled(store) == []  # sent: the journal segment is retired
+    ledger.flush()
+    assert [r.calls for r in reader.aggregate()] == [3]
+    ledger.close()
+
+
+def test_without_a_journal_every_call_writes_through(redis_url: str, tmp_path: Path) -> None:
+    """``journal=None``: the entry is in Redis before the call returns."""
+    store = RedisStore(redis_url, prefix=_prefix(), spool=None, journal=None)
+    reader = RedisStore(redis_url, prefix=store.prefix, spool=None, journal=None)
+    client = fake_client(FakeProvider(), ledger=store)
+    client.chat.completions.create(model="gpt-4o", messages=HI, feature="faq")
+    assert [r.calls for r in reader.aggregate()] == [1]
+    assert not (tmp_path / "xdg-data").exists()  # no journal directory was made
+
+
+def test_closing_the_client_sends_its_entries(redis_url: str, tmp_path: Path) -> None:
+    """``with client:`` (and ``close()``) writes the client's pending entries to Redis."""
+    store = RedisStore(redis_url, prefix=_prefix(), spool=None, journal=tmp_path / "j")
+    reader = RedisStore(redis_url, prefix=store.prefix, spool=None, journal=None)
+    with fake_client(FakeProvider(), ledger=Ledger(store, flush_interval=60)) as client:
+        client.chat.completions.create(model="gpt-4o", messages=HI, feature="faq")
+    assert [r.calls for r in reader.aggregate()] == [1]
+
+
+@pytest.mark.anyio
+async def test_closing_the_async_client_sends_its_entries(redis_url: str, tmp_path: Path) -> None:
+    """The async twin: ``async with client:`` writes the pending entries too."""
+    store = RedisStore(redis_url, prefix=_prefix(), spool=None, journal=tmp_path / "j")
+    reader = RedisStore(redis_url, prefix=store.prefix, spool=None, journal=None)
+    ledger = Ledger(store, flush_interval=60)
+    async with fake_async_client(FakeProvider(), ledger=ledger) as client:
+        await client.chat.completions.create(model="gpt-4o", messages=HI, feature="faq")
+    assert [r.calls for r in reader.aggregate()] == [1]
+
+
+def test_a_killed_workers_journal_is_replayed_into_redis_once(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Calls returned to a worker that is then killed reach Redis when the next ledger on
+    that host starts; starting again does not count them twice."""
+    prefix, journal = _prefix(), tmp_path / "journal"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from costwise.ledger import Ledger
+        from costwise.ledger._redis import RedisStore
+        from costwise.testing import FakeProvider, fake_client
+        store = RedisStore({redis_url!r}, prefix={prefix!r}, spool=None, journal={str(journal)!r})
+        client = fake_client(FakeProvider(), ledger=Ledger(store, flush_interval=60))
+        for i in range(4):
+            client.chat.completions.create(model="gpt-4o-mini",
+                messages=[{{"role": "user", "content": "hi"}}], feature="killed")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    reader = RedisStore(redis_url, prefix=prefix, spool=None, journal=None)
+    assert list(reader.entries()) == []
+    for _ in range(2):
+        Ledger(RedisStore(redis_url, prefix=prefix, spool=None, journal=journal)).close()
+        assert [(r.key, r.calls) for r in reader.aggregate()] == [("killed", 4)]
+    assert not list(journal.glob("*.cwj"))
+
+
+def test_default_local_paths_are_per_server_and_prefix(redis_url: str) -> None:
+    """Default spool and journal paths are shared by the workers of one ledger, and never
+    by another server, database or prefix (a replay must reach the Redis it was meant for)."""
+    import redis
+
+    a = RedisStore(redis_url, prefix="p:{x}")
+    assert a.journal_dir == RedisStore(redis_url, prefix="p:{x}").journal_dir
+    assert a.journal_dir is not None and a.spool_path is not None
+    assert a.journal_dir.parent == a.spool_path.parent
+    other_db = redis_url.rsplit("/", 1)[0] + "/5"
+    client = redis.Redis.from_url(other_db)
+    dirs = {
+        a.journal_dir,
+        RedisStore(redis_url, prefix="p:{y}").journal_dir,
+        RedisStore(other_db, prefix="p:{x}").journal_dir,
+        RedisStore(client, prefix="p:{x}").journal_dir,
+    }
+    assert len(dirs) == 4
+    assert RedisStore(redis.Redis.from_url(other_db), prefix="p:{x}").journal_dir in dirs
+    assert RedisStore(redis_url, journal=None).journal_dir is None

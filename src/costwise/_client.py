@@ -143,6 +143,13 @@ class CostwiseClient(_CostwiseMixin, OpenAI):
         """A copy whose calls are tagged `name` unless they pass ``feature=``."""
         return super().copy(_extra_kwargs={"_costwise_config": self._costwise.with_feature(name)})
 
+    @override
+    def close(self) -> None:
+        """The SDK's ``close``; also writes this client's pending ledger entries to the store,
+        so other processes see every call made before it (the ledger stays open for copies)."""
+        self._costwise.meter.ledger.flush()
+        super().close()
+
 
 class AsyncCostwiseClient(_CostwiseMixin, AsyncOpenAI):
     """A drop-in `openai.AsyncOpenAI`; see `CostwiseClient`. Same strategies, same ledger."""
@@ -191,3 +198,12 @@ class AsyncCostwiseClient(_CostwiseMixin, AsyncOpenAI):
     def with_feature(self, name: str) -> Self:
         """A copy whose calls are tagged `name` unless they pass ``feature=``."""
         return super().copy(_extra_kwargs={"_costwise_config": self._costwise.with_feature(name)})
+
+    @override
+    async def close(self) -> None:
+        """The SDK's ``close``; also writes pending ledger entries (see the sync twin), from a
+        worker thread so the event loop keeps running while the store writes."""
+        import anyio.to_thread  # the SDK's own dependency; asyncio and trio
+
+        await anyio.to_thread.run_sync(self._costwise.meter.ledger.flush)
+        await super().close()

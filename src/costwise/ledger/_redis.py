@@ -17,6 +17,13 @@ then add it to the time index and ``HINCRBY`` its day's totals for each group (f
 model, requested model, strategy, status, all). Redis runs a script atomically, so the entry
 and its totals appear together, and a retried write never counts twice.
 
+Per call, nothing waits on Redis: the `Ledger` copies each call's entries into a local
+write-behind journal (`journal_dir`, the same memory-mapped journal the SQLite store uses)
+and a background thread sends them in batches, one script per batch. A process killed in
+between leaves its journal behind, and the next ledger opened with this store on the same
+host replays it (the script skips ids Redis has, so a replay never doubles). Budgets switch
+the ledger to write-through, as they do for SQLite.
+
 Outages: when Redis cannot be reached, `write` appends the entries to a local SQLite spool
 file (keyed by entry id) and returns; the next write (or `flush_spool`) replays the spool
 through the same idempotent script and only then deletes what Redis acknowledged. A crash
@@ -141,7 +148,12 @@ class RedisStore:
         prefix: the key prefix; keep the ``{...}`` hash tag for Redis Cluster.
         spool: the local file for entries written during an outage; ``None`` turns the
             spool off (writes then raise `LedgerError`, as a read-only reporter wants).
-            Default: ``$XDG_DATA_HOME/costwise/redis-spool-<pid-independent name>.sqlite``.
+            Default: ``$XDG_DATA_HOME/costwise/redis-spool-<server and prefix>.sqlite``.
+        journal: the local directory of the ledger's write-behind journals, so a call does
+            not wait for a Redis round trip (~0.3 ms on loopback here, a network round trip
+            between hosts); other workers see its entries within the ledger's flush interval
+            (0.25 s). ``None``: every call writes through to Redis before it returns.
+            Default: ``$XDG_DATA_HOME/costwise/redis-journal-<server and prefix>/``.
         socket_timeout: seconds before an unresponsive Redis counts as an outage.
 
     Raises:
@@ -157,6 +169,7 @@ class RedisStore:
         *,
         prefix: str = "costwise:{ledger}",
         spool: str | os.PathLike[str] | Literal[True] | None = True,
+        journal: str | os.PathLike[str] | Literal[True] | None = True,
         socket_timeout: float = 2.0,
     ) -> None:
         import redis as redis_mod
@@ -178,12 +191,14 @@ class RedisStore:
         self._script = client.register_script(_WRITE_LUA)
         self._names = json.dumps(list(TOTALS))
         if spool is True:
-            base = os.environ.get("XDG_DATA_HOME") or os.path.join(
-                os.path.expanduser("~"), ".local", "share"
-            )
-            safe = "".join(c if c.isalnum() else "_" for c in f"{self.url or 'client'}_{prefix}")
-            spool = Path(base) / "costwise" / f"redis-spool-{safe}.sqlite"
+            spool = self._local_path("redis-spool", ".sqlite")
         self.spool_path: Path | None = None if spool is None else Path(spool)
+        if journal is True:
+            journal = self._local_path("redis-journal", "")
+        self.journal_dir: Path | None = None
+        """Where the ledger's write-behind journals live (``None``: write-through)."""
+        if journal is not None:
+            self.journal_dir = Path(journal)
         self._spool_lock = threading.Lock()
         # Checked once here (a spool left by a crashed process) and set when we spool, so a
         # healthy write costs no file system call.
@@ -197,9 +212,25 @@ class RedisStore:
         *,
         prefix: str = "costwise:{ledger}",
         spool: str | os.PathLike[str] | Literal[True] | None = True,
+        journal: str | os.PathLike[str] | Literal[True] | None = True,
     ) -> RedisStore:
         """A store for the Redis at `url` (``redis://``, ``rediss://`` or ``unix://``)."""
-        return cls(url, prefix=prefix, spool=spool)
+        return cls(url, prefix=prefix, spool=spool, journal=journal)
+
+    def _local_path(self, kind: str, suffix: str) -> Path:
+        """A default per-host path named after the server and prefix: every process of this
+        host writing to the same ledger shares it (so a restarted worker sends on what a dead
+        one left), and a different server or prefix never does."""
+        base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+            os.path.expanduser("~"), ".local", "share"
+        )
+        where = self.url
+        if where is None:  # a client object: name it by where it connects
+            kw = self._redis.connection_pool.connection_kwargs
+            host = kw.get("path") or f"{kw.get('host', '')}:{kw.get('port', '')}"
+            where = f"{host}/{kw.get('db', 0)}"
+        safe = "".join(c if c.isalnum() else "_" for c in f"{where}_{self.prefix}")
+        return Path(base) / "costwise" / f"{kind}-{safe}{suffix}"
 
     def _fail(self, exc: BaseException, action: str) -> LedgerError:
         where = self.url or repr(self._redis)
