@@ -149,18 +149,23 @@ def test_disk_survives_reopen(tmp_path: Path) -> None:
     assert DiskCacheStore(tmp_path / "c").get("k") == b"v"
 
 
-def test_redis_ttl_and_cap(redis_url: str) -> None:
-    """Redis entries carry a TTL, and the store keeps at most max_entries."""
+@pytest.mark.parametrize("flush_interval", [0, 0.05], ids=["write-through", "queued"])
+def test_redis_ttl_and_cap(redis_url: str, flush_interval: float) -> None:
+    """Redis entries carry a TTL, and the store keeps at most max_entries, whether each
+    write is sent at once or queued and sent in one pipelined batch."""
     import redis
 
     prefix = _prefix()
-    store = RedisCacheStore(redis_url, prefix=prefix, max_entries=5, ttl=60, timeout=1.0)
+    store = RedisCacheStore(
+        redis_url, prefix=prefix, max_entries=5, ttl=60, timeout=1.0, flush_interval=flush_interval
+    )
     store.set("short", b"v", ttl=2.5)
+    store.flush()
     raw = redis.Redis.from_url(redis_url)
     assert 0 < raw.pttl(prefix + "short") <= 2500
     for i in range(10):
         store.set(f"k{i}", b"v")
-    assert store.size() == 5
+    assert store.size() == 5  # size() sends the queue first
     # The entries closest to expiry went first: the short one, then the oldest.
     assert store.get("short") is None
     assert [store.get(f"k{i}") is not None for i in range(10)] == [False] * 5 + [True] * 5
@@ -177,10 +182,13 @@ def test_redis_rejects_bad_config() -> None:
 
 
 def test_redis_outage_is_a_miss_with_one_warning() -> None:
-    """A Redis outage: misses and skipped writes, one warning, recovery when it is back."""
+    """A Redis outage: misses and skipped writes, one warning, recovery when it is back
+    (writes sent at once: the queued writer's outage is the next test)."""
     clock = Clock()
     with start_redis() as server:
-        store = RedisCacheStore(server.url, timeout=0.05, retry_after=5, clock=clock)
+        store = RedisCacheStore(
+            server.url, timeout=0.05, retry_after=5, clock=clock, flush_interval=0
+        )
         store.set("k", b"v")
         assert store.get("k") == b"v"
         server.stop()
@@ -199,6 +207,79 @@ def test_redis_outage_is_a_miss_with_one_warning() -> None:
         assert store.get("k") == b"v3"
         assert store.ping()
         store.close()
+
+
+def test_redis_queued_writes_are_read_back_at_once_and_seen_by_others_soon(
+    redis_url: str,
+) -> None:
+    """A queued entry is read back by its own store at once and reaches another worker's
+    store within the flush interval, without anyone flushing; delete and clear reach it."""
+    prefix = _prefix()
+    mine = RedisCacheStore(redis_url, prefix=prefix, timeout=1.0, flush_interval=0.05)
+    theirs = RedisCacheStore(redis_url, prefix=prefix, timeout=1.0, flush_interval=0.05)
+    assert not mine.blocking_writes and mine.blocking
+    mine.set("k", b"v")
+    assert mine.get("k") == b"v"
+    deadline = time.monotonic() + 5
+    while theirs.get("k") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert theirs.get("k") == b"v"
+    mine.set("gone", b"x")
+    mine.delete("gone")  # queued, then deleted: never stored
+    mine.set("short", b"s", ttl=0.05)
+    time.sleep(0.06)
+    assert mine.get("short") is None  # expired while queued
+    mine.flush()
+    assert theirs.get("gone") is None and theirs.get("short") is None
+    mine.set("x", b"1")
+    mine.clear()
+    mine.flush()
+    assert theirs.get("x") is None and theirs.get("k") is None
+    mine.close()
+    theirs.close()
+
+
+def test_redis_queued_writes_during_an_outage_are_dropped_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The writer meeting a Redis outage loses only the queued entries (later misses), logs
+    them, marks Redis down so callers skip it, and leaves the one warning to a caller."""
+    clock = Clock()
+    with start_redis() as server:
+        store = RedisCacheStore(
+            server.url, timeout=0.05, retry_after=5, clock=clock, flush_interval=60
+        )
+        store.set("k", b"v")
+        server.stop()
+        with warnings.catch_warnings(), caplog.at_level("WARNING", logger="costwise"):
+            warnings.simplefilter("error")  # no warning from the writer
+            store.flush()
+            assert store.get("k") is None  # down: skipped, no round trip, no warning
+        assert "1 response cache entries not sent to Redis" in caplog.text
+        clock.now += 10
+        with pytest.warns(CostwiseWarning, match="Redis cache unavailable"):
+            assert store.get("k") is None  # a caller meets the outage: the one warning
+        server.start()
+        clock.now += 10
+        assert store.get("k") is None  # the queued entry was dropped, never stored late
+        store.set("k", b"v2")
+        store.flush()
+        assert store.get("k") == b"v2"
+        store.close()
+
+
+def test_a_dropped_redis_store_sends_its_queue(redis_url: str) -> None:
+    """A store nobody references any more sends what it queued when it is collected."""
+    import gc
+
+    prefix = _prefix()
+    store = RedisCacheStore(redis_url, prefix=prefix, timeout=1.0, flush_interval=60)
+    store.set("k", b"v")
+    del store
+    gc.collect()
+    other = RedisCacheStore(redis_url, prefix=prefix, timeout=1.0, flush_interval=0)
+    assert other.get("k") == b"v"
+    other.clear()
 
 
 def test_slow_redis_times_out() -> None:

@@ -6,12 +6,14 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable
-from typing import Any
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from typing_extensions import override
 
 from .._exceptions import CostwiseWarning
+from ._write_behind import Item
 
 __all__ = ["RedisCacheStore"]
 
@@ -47,6 +49,12 @@ class RedisCacheStore:
     the store then leaves Redis alone for `retry_after` seconds instead of paying the
     timeout on every call, and logs when Redis answers again.
 
+    Writes are queued and sent by a background thread every `flush_interval` seconds, one
+    pipelined round trip per batch, so a miss does not wait for a second round trip after
+    its lookup. This process reads its queued entries at once; other workers see them
+    within `flush_interval`; `close`, `flush` and interpreter exit send the queue. A process
+    killed in between loses those few entries (later requests are misses).
+
     Args:
         url: a redis-py URL (``redis://host:6379/0``, ``rediss://...``, ``unix://...``).
         client: an existing ``redis.Redis`` to use instead of `url`.
@@ -56,14 +64,21 @@ class RedisCacheStore:
         timeout: the socket connect and read timeout in seconds (default 50 ms).
         retry_after: seconds to skip Redis after a failure.
         clock: the time source for `retry_after`.
+        flush_interval: seconds between background writes; ``0`` writes each entry in the
+            caller's thread before `set` returns.
 
     Example:
         >>> ResponseCache(RedisCacheStore("redis://cache.internal:6379/0", ttl=86_400))
     """
 
     blocking = True
-    """Each call waits on a network round trip: the async client calls it from a worker
+    """A lookup waits on a network round trip: the async client calls it from a worker
     thread (see `costwise.Blocking`), so a slow Redis never stalls the event loop."""
+
+    @property
+    def blocking_writes(self) -> bool:
+        """Whether `set` waits on the network: only without the write queue."""
+        return self._queue is None
 
     def __init__(
         self,
@@ -76,8 +91,11 @@ class RedisCacheStore:
         timeout: float = 0.05,
         retry_after: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        flush_interval: float = 0.05,
     ) -> None:
         import redis
+
+        from ._write_behind import WriteBehind
 
         if client is None:
             if url is None:
@@ -89,84 +107,71 @@ class RedisCacheStore:
         if ttl <= 0 or max_entries < 1:
             msg = "RedisCacheStore: ttl and max_entries must be positive"
             raise ValueError(msg)
+        if flush_interval < 0:
+            msg = f"RedisCacheStore: flush_interval must be >= 0, got {flush_interval!r}"
+            raise ValueError(msg)
         self.redis = client
         self.prefix = prefix
         self.ttl = ttl
         self.max_entries = max_entries
         self.retry_after = retry_after
-        self._clock = clock
         self._index = f"{prefix}index"
-        self._script = client.register_script(_SET_SCRIPT)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._down_until = 0.0
-        self._down = False
-        self._lock = threading.Lock()
-
-    # -- outage handling ----------------------------------------------------------------
-
-    def _available(self) -> bool:
-        return not self._down or self._clock() >= self._down_until
-
-    def _failed(self, exc: BaseException) -> None:
-        with self._lock:
-            first = not self._down
-            self._down = True
-            self._down_until = self._clock() + self.retry_after
-        if first:
-            warnings.warn(
-                f"Redis cache unavailable ({type(exc).__name__}: {exc}); serving cache misses "
-                f"until it answers again",
-                CostwiseWarning,
-                stacklevel=4,
-            )
-        logger.debug("redis cache error: %r", exc)
-
-    def _ok(self) -> None:
-        if self._down:
-            with self._lock:
-                self._down = False
-            logger.info("Redis cache is answering again")
+        self._health = _Health(retry_after, clock)
+        # The writer holds the client and the health, not the store, so a store nobody
+        # references is collected (and its queue sent) as soon as it is dropped.
+        self._send = _sender(
+            client, prefix, self._index, ttl, max_entries, self._errors, self._health
+        )
+        self._queue = WriteBehind(self._send, interval=flush_interval) if flush_interval else None
+        if self._queue is not None:  # at garbage collection or exit: send what is queued
+            self._finalizer = weakref.finalize(self, self._queue.close)
 
     # -- the CacheStore protocol --------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
-        if not self._available():
+        if self._queue is not None and self._queue.items:
+            queued, queued_value = self._queue.get(key)
+            if queued:
+                return queued_value
+        health = self._health
+        if not health.available():
             return None
         try:
             value = self.redis.get(self.prefix + key)
         except self._errors as exc:
-            self._failed(exc)
+            health.failed(exc)
             return None
-        self._ok()
+        health.ok()
         return value if isinstance(value, bytes) else None
 
     def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        if not self._available():
-            return
         ttl = self.ttl if ttl is None else ttl
-        ms = max(1, int(ttl * 1000))
-        now = time.time()
-        try:
-            self._script(
-                keys=[self.prefix + key, self._index],
-                args=[value, ms, now + ttl, now, self.max_entries],
-            )
-        except self._errors as exc:
-            self._failed(exc)
+        if self._queue is not None:
+            self._queue.put(key, value, ttl)
             return
-        self._ok()
+        self._send([(key, value, time.time() + ttl)], in_caller=True)
+
+    def flush(self) -> None:
+        """Send the queued writes now (other workers see them from here on)."""
+        if self._queue is not None:
+            self._queue.flush()
 
     def delete(self, key: str) -> None:
-        if not self._available():
+        if self._queue is not None:
+            self._queue.discard(key)
+        if not self._health.available():
             return
         try:
             self.redis.delete(self.prefix + key)
             self.redis.zrem(self._index, self.prefix + key)
         except self._errors as exc:
-            self._failed(exc)
+            self._health.failed(exc)
 
     def clear(self) -> None:
         """Delete every entry under this store's prefix (SCAN, so it never blocks Redis)."""
+        if self._queue is not None:
+            self._queue.discard(None)
         batch: list[Any] = []
         for name in self.redis.scan_iter(match=f"{self.prefix}*", count=1000):
             batch.append(name)
@@ -178,6 +183,7 @@ class RedisCacheStore:
 
     def size(self) -> int:
         """Live entries in the index (expired ones are trimmed first)."""
+        self.flush()
         self.redis.zremrangebyscore(self._index, "-inf", time.time())
         return int(self.redis.zcard(self._index))
 
@@ -189,8 +195,96 @@ class RedisCacheStore:
             return False
 
     def close(self) -> None:
+        if self._queue is not None:
+            self._finalizer()  # sends the queue, once
         self.redis.close()
 
     @override
     def __repr__(self) -> str:
         return f"RedisCacheStore(prefix={self.prefix!r})"
+
+
+class _Health:
+    """A store's view of Redis: after a failure, leave it alone for `retry_after` seconds
+    instead of paying the timeout on every call; one `CostwiseWarning` per outage, raised in
+    a caller's thread (a failure the background writer meets is logged, and marks Redis
+    down all the same)."""
+
+    def __init__(self, retry_after: float, clock: Callable[[], float]) -> None:
+        self.retry_after = retry_after
+        self.clock = clock
+        self.down = False
+        self.warned = False
+        self.down_until = 0.0
+        self.lock = threading.Lock()
+
+    def available(self) -> bool:
+        return not self.down or self.clock() >= self.down_until
+
+    def failed(self, exc: BaseException, *, warn: bool = True) -> None:
+        with self.lock:
+            self.down = True
+            self.down_until = self.clock() + self.retry_after
+            first = warn and not self.warned
+            self.warned = self.warned or warn
+        if first:
+            warnings.warn(
+                f"Redis cache unavailable ({type(exc).__name__}: {exc}); serving cache misses "
+                f"until it answers again",
+                CostwiseWarning,
+                stacklevel=4,
+            )
+        logger.debug("redis cache error: %r", exc)
+
+    def ok(self) -> None:
+        if self.down or self.warned:
+            with self.lock:
+                self.down = self.warned = False
+            logger.info("Redis cache is answering again")
+
+
+class _Send(Protocol):
+    def __call__(self, batch: Sequence[Item], *, in_caller: bool = False) -> None: ...
+
+
+def _sender(
+    client: Any,
+    prefix: str,
+    index: str,
+    ttl: float,
+    max_entries: int,
+    errors: tuple[type[BaseException], ...],
+    health: _Health,
+) -> _Send:
+    """Store entries in one pipelined round trip: the write queue's writer, or one `set`."""
+    script = client.register_script(_SET_SCRIPT)
+
+    def send(batch: Sequence[Item], *, in_caller: bool = False) -> None:
+        if not health.available():
+            return
+        now = time.time()
+        # One entry: the script alone (a pipeline object costs more than it saves).
+        pipe = client.pipeline(transaction=False) if len(batch) > 1 else None
+        try:
+            for key, value, expires in batch:
+                left = ttl if expires is None else expires - now
+                script(
+                    keys=[prefix + key, index],
+                    args=[value, max(1, int(left * 1000)), now + left, now, max_entries],
+                    client=pipe,
+                )
+            if pipe is not None:
+                pipe.execute()
+        except errors as exc:
+            health.failed(exc, warn=in_caller)
+            if not in_caller:
+                logger.warning(
+                    "costwise: %d response cache entries not sent to Redis (%s: %s)",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                )
+            return
+        health.ok()
+
+    return send

@@ -8,18 +8,23 @@ for any key-value engine.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from typing_extensions import override
 
+from ._write_behind import Item
+
 __all__ = ["CacheStore", "DiskCacheStore", "MemoryCacheStore", "default_cache_dir"]
+
+logger = logging.getLogger("costwise")
 
 
 @runtime_checkable
@@ -30,7 +35,9 @@ class CacheStore(Protocol):
     from several threads; `get` is on the hot path of every hit, so keep it to one lookup.
     A store may raise on failure: `ResponseCache` turns any exception into a miss and a
     `CostwiseWarning`. A store whose calls wait on the network sets a class attribute
-    ``blocking = True``; the async client then calls it from a worker thread.
+    ``blocking = True``; the async client then calls it from a worker thread. One that
+    queues its writes and returns from `set` at once may say so with ``blocking_writes =
+    False`` (its lookups still count as blocking).
     """
 
     def get(self, key: str) -> bytes | None:
@@ -157,6 +164,28 @@ def default_cache_dir() -> Path:
     return Path(base) / "costwise" / "responses"
 
 
+def _disk_writer(cache: Any) -> Callable[[Sequence[Item]], None]:
+    """The write queue's writer for a diskcache: one transaction per batch, then the size
+    limit every `_CULL_EVERY` entries. It holds the cache, not the store, so a store nobody
+    references is collected (and its queue written) as soon as it is dropped."""
+    written = 0
+
+    def write(batch: Sequence[Item]) -> None:
+        nonlocal written  # one batch at a time: the queue writes under its lock
+        now = time.time()
+        with cache.transact():
+            for key, value, expires in batch:
+                cache.set(key, value, expire=None if expires is None else expires - now)
+        before, written = written, written + len(batch)
+        if before // _CULL_EVERY != written // _CULL_EVERY:
+            try:
+                cache.cull()
+            except Exception as exc:
+                logger.warning("costwise: response cache cull failed (%s)", exc)
+
+    return write
+
+
 class DiskCacheStore:
     """A cache in a local directory (SQLite plus files, via ``diskcache``): the default.
 
@@ -220,7 +249,7 @@ class DiskCacheStore:
         self._get = self._cache.get
         self._writes = itertools.count(1)
         self._queue = (
-            WriteBehind(self._cache, interval=flush_interval, cull_every=_CULL_EVERY)
+            WriteBehind(_disk_writer(self._cache), interval=flush_interval)
             if flush_interval
             else None
         )

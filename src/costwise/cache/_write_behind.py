@@ -1,13 +1,15 @@
-"""Writes of a `DiskCacheStore`, queued in memory and stored in batches by a background thread.
+"""Writes of a cache store, queued in memory and stored in batches by a background thread.
 
-Storing one entry in diskcache is one SQLite transaction: about 100 µs on the caller's
-thread, most of it the commit's ``write(2)`` to the WAL. A miss already waits for the
-upstream answer; it should not also wait for the disk. Queued entries are visible to this
-process at once (`get` looks here first); a thread writes them every ``interval`` seconds in
-one transaction per batch, where the commit's I/O runs without the GIL. Other processes see
-an entry after at most ``interval`` seconds, and a process killed in between loses at most
-that many entries: a cache can afford that (the next request is a miss), the ledger cannot,
-which is why the ledger journals instead.
+Storing one entry in diskcache is one SQLite transaction, about 100 µs on the caller's
+thread, most of it the commit's ``write(2)`` to the WAL; storing one in Redis is a network
+round trip and a script (~300 µs on loopback here, in place). A miss already waits for the
+upstream answer; it should not also wait for the store. Queued entries are visible to this
+process at once (the store's `get` looks here first); a thread writes them every
+``interval`` seconds, one batch at a time (one transaction, or one pipelined round trip),
+with the I/O outside the GIL. Other processes see an entry after at most ``interval``
+seconds, and a process killed in between loses at most those entries: a cache can afford
+that (the next request is a miss), the ledger cannot, which is why the ledger journals
+instead.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
 
-__all__ = ["WriteBehind"]
+Item = tuple[str, bytes, float | None]
+"""A queued write: key, value, absolute expiry time (``None``: the store's own)."""
+
+__all__ = ["Item", "WriteBehind"]
 
 logger = logging.getLogger("costwise")
 
@@ -35,13 +40,15 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class WriteBehind:
-    """The write queue of one store. Thread-safe; survives a fork (the child starts afresh)."""
+    """The write queue of one store. Thread-safe; survives a fork (the child starts afresh).
 
-    def __init__(self, cache: Any, *, interval: float, cull_every: int) -> None:
-        self.cache = cache
+    `write` stores one batch (the store's own transaction or pipeline) and may raise: a
+    failed batch is logged and dropped, which costs later misses, nothing more.
+    """
+
+    def __init__(self, write: Callable[[Sequence[Item]], None], *, interval: float) -> None:
+        self.write = write
         self.interval = interval
-        self.cull_every = cull_every
-        self.written = 0
         # key -> (value, absolute expiry time or None); read without a lock (a dict get is
         # atomic), changed under `lock`.
         self.items: dict[str, tuple[bytes, float | None]] = {}
@@ -96,7 +103,7 @@ class WriteBehind:
                 self.items.pop(key, None)
 
     def flush(self) -> None:
-        """Write every queued entry now (one transaction)."""
+        """Write every queued entry now (one batch)."""
         if self._pid != os.getpid() and self.items:
             self._ensure_writer()
         with self.writing:
@@ -105,30 +112,25 @@ class WriteBehind:
             if not batch:
                 return
             now = time.time()
+            live = [
+                (key, value, expires)
+                for key, (value, expires) in batch
+                if expires is None or expires > now
+            ]
             try:
-                with self.cache.transact():
-                    for key, (value, expires) in batch:
-                        if expires is None:
-                            self.cache.set(key, value)
-                        elif expires > now:
-                            self.cache.set(key, value, expire=expires - now)
+                if live:
+                    self.write(live)
             except Exception as exc:  # a cache write failure costs a future miss, nothing more
                 logger.warning(
                     "costwise: %d response cache entries not stored (%s: %s)",
-                    len(batch),
+                    len(live),
                     type(exc).__name__,
                     exc,
                 )
-            with self.lock:  # entries stay readable here until they are on disk
+            with self.lock:  # entries stay readable here until they are stored
                 for key, item in batch:
                     if self.items.get(key) is item:
                         del self.items[key]
-        before, self.written = self.written, self.written + len(batch)
-        if before // self.cull_every != self.written // self.cull_every:
-            try:
-                self.cache.cull()  # the size limit, checked every `cull_every` writes
-            except Exception as exc:
-                logger.warning("costwise: response cache cull failed (%s)", exc)
 
     def close(self) -> None:
         """Write what is queued and stop the writer thread."""

@@ -133,6 +133,12 @@ class ResponseCache:
         from a worker thread (see `costwise.Blocking`), so the event loop keeps running."""
         return bool(getattr(self.store, "blocking", False))
 
+    @property
+    def _writes_block(self) -> bool:
+        # A store that queues its writes (RedisCacheStore's default) returns from `set` at
+        # once: no worker thread for it.
+        return bool(getattr(self.store, "blocking_writes", self.blocking))
+
     @override
     def __repr__(self) -> str:
         return f"ResponseCache({self._store!r})"
@@ -185,7 +191,7 @@ class ResponseCache:
             logger.debug("cache: refresh %s for %s", key[:12], call.feature)
         response = yield call
         if call.trace.hit is None:  # an inner strategy (semantic cache) answered: not exact
-            if blocking and isinstance(response, ChatCompletion):
+            if self._writes_block and isinstance(response, ChatCompletion):
                 yield Blocking(self._keep, call, key, response)
             else:  # a stream is stored when it ends, from its done callback
                 self._keep(call, key, response)
@@ -244,7 +250,7 @@ class ResponseCache:
         when_complete(
             response,
             lambda completion: self._write(key, completion, ttl),
-            blocking=self.blocking,
+            blocking=self._writes_block,
         )
 
     def _write(self, key: str, completion: ChatCompletion, ttl: float | None) -> None:
