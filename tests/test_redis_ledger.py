@@ -308,3 +308,7 @@ def test_default_local_paths_are_per_server_and_prefix(redis_url: str) -> None:
     assert len(dirs) == 4
     assert RedisStore(redis.Redis.from_url(other_db), prefix="p:{x}").journal_dir in dirs
     assert RedisStore(redis_url, journal=None).journal_dir is None
+    secret = RedisStore("redis://user:s3cret@127.0.0.1:1/0", socket_timeout=0.1)
+    assert secret.journal_dir is not None and secret.spool_path is not None
+    assert "s3cret" not in str(secret.journal_dir) + str(secret.spool_path)
+    assert secret.journal_dir == RedisStore("redis://127.0.0.1:1/0").journal_dir

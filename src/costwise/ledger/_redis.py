@@ -40,6 +40,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -225,6 +226,9 @@ class RedisStore:
             os.path.expanduser("~"), ".local", "share"
         )
         where = self.url
+        if where is not None and "@" in where:  # never a password in a file name
+            parts = urllib.parse.urlsplit(where)
+            where = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         if where is None:  # a client object: name it by where it connects
             kw = self._redis.connection_pool.connection_kwargs
             host = kw.get("path") or f"{kw.get('host', '')}:{kw.get('port', '')}"
