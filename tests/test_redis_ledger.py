@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,7 +202,7 @@ def test_prune_deletes_whole_days_with_their_totals(store: RedisStore) -> None:
 
 # -- the write-behind journal ------------------------------------------------------------------
 
-HI = [{"role": "user", "content": "hi"}]
+HI: Any = [{"role": "user", "content": "hi"}]
 
 
 def _journaled(store: RedisStore) -> list[LedgerEntry]:
