@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from costwise import CostwiseWarning
 from costwise.cache import CacheStore, DiskCacheStore, MemoryCacheStore, RedisCacheStore
@@ -453,3 +454,174 @@ def test_disk_queue_in_a_forked_child(tmp_path: Path) -> None:
     assert other.get("child") == b"c"
     assert _wait_for(lambda: other.get("parent") == b"p")
     store.close()
+
+
+def test_a_forked_child_does_not_inherit_the_parents_queue(tmp_path: Path) -> None:
+    """The parent stores what it queued; the child starts empty, so it neither serves an
+    entry the parent then deletes nor stores it again."""
+    import os
+
+    store = DiskCacheStore(tmp_path / "c", flush_interval=60)
+    store.set("old", b"stale")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it sees queued, then write once and exit
+        try:
+            os.write(write, b"queued" if store._queue and store._queue.items else b"empty")
+            store.set("child", b"c")
+            store.close()
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and os.read(read, 16) == b"empty"
+    os.close(read)
+    store.delete("old")
+    store.close()
+    other = DiskCacheStore(tmp_path / "c", flush_interval=0)
+    assert other.get("old") is None and other.get("child") == b"c"
+
+
+def test_a_close_on_the_writer_thread_does_not_wait_for_its_own_batch() -> None:
+    """The garbage collector may finalize a store on its writer's thread in the middle of a
+    batch: the close there only asks the writer to finish, which then writes the rest."""
+    import threading
+
+    from costwise.cache._write_behind import WriteBehind
+
+    written: list[str] = []
+    closed_inside = threading.Event()
+
+    def write(batch: Any) -> None:
+        if not closed_inside.is_set():
+            closed_inside.set()
+            queue.close()  # what a finalizer run by the GC on this thread does
+            queue.put("late", b"x", None)  # after the close: stored at once, not lost
+        written.extend(key for key, _, _ in batch)
+
+    queue = WriteBehind(write, interval=0.01)
+    queue.put("first", b"v", None)
+    assert _wait_for(lambda: "late" in written)
+    done = threading.Event()
+
+    def discard_all() -> None:
+        queue.discard(None)
+        done.set()
+
+    threading.Thread(target=discard_all, daemon=True).start()
+    assert done.wait(5), "the queue's lock was never released"
+    assert sorted(written) == ["first", "late"]
+
+
+def test_a_closed_queue_stores_writes_at_once() -> None:
+    """After close there is no writer: a write is stored before `set` returns, not queued."""
+    from costwise.cache._write_behind import WriteBehind
+
+    written: list[str] = []
+    queue = WriteBehind(lambda batch: written.extend(k for k, _, _ in batch), interval=60)
+    queue.put("a", b"1", None)
+    queue.close()
+    queue.put("b", b"2", None)
+    assert written == ["a", "b"] and not queue.items
+
+
+def test_redis_delete_is_tried_during_the_back_off(redis_url: str) -> None:
+    """An invalidation while lookups skip Redis still deletes (or raises): never a silent
+    no-op that would serve the answer once the back-off ends."""
+    clock = Clock()
+    prefix = _prefix()
+    store = RedisCacheStore(redis_url, prefix=prefix, timeout=1.0, clock=clock, flush_interval=0)
+    store.set("k", b"v")
+    store._health.failed(ConnectionError("a blip"), warn=False)  # as the writer records one
+    assert store.get("k") is None  # backing off
+    store.delete("k")
+    clock.now += 10
+    assert store.get("k") is None
+    with start_redis() as server:
+        gone = RedisCacheStore(server.url, timeout=0.05, flush_interval=0)
+        server.stop()
+        with pytest.raises(redis.ConnectionError):
+            gone.delete("k")
+
+
+def test_a_late_reply_does_not_end_a_newer_outage() -> None:
+    """A reply to a request sent before the latest failure says nothing about Redis now."""
+    from costwise.cache._redis import _Health
+
+    clock = Clock()
+    health = _Health(retry_after=5, clock=clock)
+    sent_before = clock()
+    clock.now += 1
+    with pytest.warns(CostwiseWarning):
+        health.failed(ConnectionError("down"))
+    health.ok(sent_before)
+    assert health.down and not health.available()
+    clock.now += 1
+    health.ok(clock())
+    assert not health.down and health.available()
+
+
+def test_redis_clear_deletes_only_its_own_entries(redis_url: str) -> None:
+    """`clear` leaves other stores' keys alone, under a longer prefix or glob characters."""
+    import redis as redis_mod
+
+    base = _prefix()
+    mine = RedisCacheStore(redis_url, prefix=base, timeout=1.0, flush_interval=0)
+    tenant = RedisCacheStore(redis_url, prefix=base + "tenant-b:", timeout=1.0, flush_interval=0)
+    globby = RedisCacheStore(redis_url, prefix=base + "app[12]:", timeout=1.0, flush_interval=0)
+    raw = redis_mod.Redis.from_url(redis_url)
+    raw.set(base + "app1:other", b"not ours")
+    for store in (mine, tenant, globby):
+        store.set("k", b"v")
+    mine.clear()
+    globby.clear()
+    assert mine.get("k") is None and globby.get("k") is None and mine.size() == 0
+    assert tenant.get("k") == b"v" and raw.get(base + "app1:other") == b"not ours"
+    tenant.clear()
+    raw.delete(base + "app1:other")
+    raw.close()
+
+
+def test_redis_batches_take_one_round_trip_and_survive_a_script_flush(redis_url: str) -> None:
+    """A batch is EVALSHA calls in one pipeline, with no SCRIPT EXISTS round trip; after
+    Redis forgets the script (a restart, SCRIPT FLUSH) the batch loads it and is stored."""
+    import redis as redis_mod
+
+    raw = redis_mod.Redis.from_url(redis_url)
+    store = RedisCacheStore(redis_url, prefix=_prefix(), timeout=1.0, flush_interval=60)
+    raw.config_resetstat()
+    for i in range(5):
+        store.set(f"a{i}", b"v")
+    store.flush()
+    raw.script_flush()
+    for i in range(5):
+        store.set(f"b{i}", b"v")
+    store.flush()
+    stats = raw.info("commandstats")
+    assert "cmdstat_script|exists" not in stats
+    assert stats["cmdstat_script|load"]["calls"] == 1
+    assert store.size() == 10
+    store.clear()
+    raw.close()
+
+
+def test_a_write_redis_refuses_leaves_lookups_alone(caplog: pytest.LogCaptureFixture) -> None:
+    """Out of memory with `noeviction` (or a read-only replica) refuses writes, not reads:
+    the writer logs it and stored answers keep being served, with no outage warning."""
+    with start_redis() as server:
+        store = RedisCacheStore(server.url, timeout=1.0, flush_interval=60)
+        store.set("k", b"v")
+        store.flush()
+        admin = redis.Redis.from_url(server.url)
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", 1)
+        with warnings.catch_warnings(), caplog.at_level("WARNING", logger="costwise"):
+            warnings.simplefilter("error")
+            store.set("new", b"x")
+            store.flush()
+            assert [store.get("k") for _ in range(5)] == [b"v"] * 5
+        assert "not sent to Redis (OutOfMemoryError" in caplog.text
+        assert not store._health.down
+        admin.config_set("maxmemory", 0)
+        admin.close()
+        store.close()

@@ -137,12 +137,13 @@ class RedisCacheStore:
         health = self._health
         if not health.available():
             return None
+        sent_at = health.clock()
         try:
             value = self.redis.get(self.prefix + key)
         except self._errors as exc:
             health.failed(exc)
             return None
-        health.ok()
+        health.ok(sent_at)
         return value if isinstance(value, bytes) else None
 
     def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
@@ -158,28 +159,29 @@ class RedisCacheStore:
             self._queue.flush()
 
     def delete(self, key: str) -> None:
+        """Remove `key`, queued or stored. Tried even while lookups skip an unavailable
+        Redis: an invalidation that silently did nothing would serve the answer later.
+
+        Raises:
+            redis.RedisError: Redis did not confirm the delete.
+        """
         if self._queue is not None:
             self._queue.discard(key)
-        if not self._health.available():
-            return
-        try:
-            self.redis.delete(self.prefix + key)
-            self.redis.zrem(self._index, self.prefix + key)
-        except self._errors as exc:
-            self._health.failed(exc)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(self.prefix + key)
+        pipe.zrem(self._index, self.prefix + key)
+        pipe.execute()
 
     def clear(self) -> None:
-        """Delete every entry under this store's prefix (SCAN, so it never blocks Redis)."""
+        """Delete every entry this store wrote (the members of its index, 1,000 at a time,
+        so it never blocks Redis); keys of other stores, even under a longer prefix, stay."""
         if self._queue is not None:
             self._queue.discard(None)
-        batch: list[Any] = []
-        for name in self.redis.scan_iter(match=f"{self.prefix}*", count=1000):
-            batch.append(name)
-            if len(batch) >= 1000:
-                self.redis.delete(*batch)
-                batch.clear()
-        if batch:
-            self.redis.delete(*batch)
+        while names := self.redis.zrange(self._index, 0, 999):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.delete(*names)
+            pipe.zrem(self._index, *names)
+            pipe.execute()
 
     def size(self) -> int:
         """Live entries in the index (expired ones are trimmed first)."""
@@ -216,6 +218,7 @@ class _Health:
         self.down = False
         self.warned = False
         self.down_until = 0.0
+        self.failed_at = float("-inf")
         self.lock = threading.Lock()
 
     def available(self) -> bool:
@@ -224,7 +227,8 @@ class _Health:
     def failed(self, exc: BaseException, *, warn: bool = True) -> None:
         with self.lock:
             self.down = True
-            self.down_until = self.clock() + self.retry_after
+            self.failed_at = now = self.clock()
+            self.down_until = now + self.retry_after
             first = warn and not self.warned
             self.warned = self.warned or warn
         if first:
@@ -236,9 +240,13 @@ class _Health:
             )
         logger.debug("redis cache error: %r", exc)
 
-    def ok(self) -> None:
+    def ok(self, sent_at: float) -> None:
+        """A reply to a request sent at `sent_at` (this health's clock) came back. A reply to
+        a request sent before the latest failure says nothing about Redis now."""
         if self.down or self.warned:
             with self.lock:
+                if sent_at < self.failed_at:
+                    return
                 self.down = self.warned = False
             logger.info("Redis cache is answering again")
 
@@ -256,35 +264,77 @@ def _sender(
     errors: tuple[type[BaseException], ...],
     health: _Health,
 ) -> _Send:
-    """Store entries in one pipelined round trip: the write queue's writer, or one `set`."""
+    """Store entries in one pipelined round trip: the write queue's writer, or one `set`.
+
+    Only a transport failure (no connection, a timeout, Redis loading) marks Redis down:
+    a write Redis refuses (out of memory with ``noeviction``, a read-only replica after a
+    failover) is logged and leaves lookups alone, which may still be answered.
+    """
+    import redis
+
     script = client.register_script(_SET_SCRIPT)
+    transport = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
+    last_log = [float("-inf")]
+
+    def log(message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - last_log[0] >= 60:  # a failing writer would otherwise log every batch
+            last_log[0] = now
+            logger.warning(message, *args)
 
     def send(batch: Sequence[Item], *, in_caller: bool = False) -> None:
         if not health.available():
-            return
-        now = time.time()
-        # One entry: the script alone (a pipeline object costs more than it saves).
-        pipe = client.pipeline(transaction=False) if len(batch) > 1 else None
-        try:
-            for key, value, expires in batch:
-                left = ttl if expires is None else expires - now
-                script(
-                    keys=[prefix + key, index],
-                    args=[value, max(1, int(left * 1000)), now + left, now, max_entries],
-                    client=pipe,
-                )
-            if pipe is not None:
-                pipe.execute()
-        except errors as exc:
-            health.failed(exc, warn=in_caller)
             if not in_caller:
-                logger.warning(
+                log("costwise: %d response cache entries not sent: Redis is down", len(batch))
+            return
+        sent_at, now = health.clock(), time.time()
+        try:
+            if len(batch) == 1:  # the script alone (a pipeline costs more than it saves)
+                key, value, expires = batch[0]
+                script(keys=[prefix + key, index], args=_args(value, expires, now))
+            else:
+                _pipelined(
+                    client, script, [(prefix + k, index, *_args(v, e, now)) for k, v, e in batch]
+                )
+        except errors as exc:
+            if isinstance(exc, transport):
+                health.failed(exc, warn=in_caller)
+            if not in_caller or not isinstance(exc, transport):
+                log(
                     "costwise: %d response cache entries not sent to Redis (%s: %s)",
                     len(batch),
                     type(exc).__name__,
                     exc,
                 )
             return
-        health.ok()
+        health.ok(sent_at)
+
+    def _args(value: bytes, expires: float | None, now: float) -> list[Any]:
+        left = ttl if expires is None else expires - now
+        return [value, max(1, int(left * 1000)), now + left, now, max_entries]
 
     return send
+
+
+def _pipelined(client: Any, script: Any, calls: list[tuple[Any, ...]]) -> None:
+    """Run the script once per call in one round trip: EVALSHA, loading the script only
+    if Redis does not have it (redis-py's own script pipelining would first ask with a
+    SCRIPT EXISTS round trip on every batch). Raises the first error a call met."""
+    from redis.exceptions import NoScriptError
+
+    results = _evalsha(client, script.sha, calls)
+    missing = [c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)]
+    if missing:  # a restarted or flushed Redis: load the script, send those calls again
+        client.script_load(_SET_SCRIPT)
+        results = [r for r in results if not isinstance(r, NoScriptError)]
+        results += _evalsha(client, script.sha, missing)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+
+
+def _evalsha(client: Any, sha: str, calls: list[tuple[Any, ...]]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for key, index, *args in calls:
+        pipe.evalsha(sha, 2, key, index, *args)
+    return list(pipe.execute(raise_on_error=False))

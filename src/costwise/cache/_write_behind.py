@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 
 Item = tuple[str, bytes, float | None]
@@ -29,18 +30,25 @@ logger = logging.getLogger("costwise")
 
 _BATCH = 256  # entries that wake the writer before its interval is up
 _start_lock = threading.Lock()
+_queues: weakref.WeakSet[WriteBehind] = weakref.WeakSet()
+# Set on writer threads: a close() the garbage collector runs there must not wait for a
+# batch (its own writer's, or one a writer waiting on this thread would never finish).
+_writer_thread = threading.local()
 
 
 def _forget_in_child() -> None:
     global _start_lock
     _start_lock = threading.Lock()  # another thread may have held it at fork time
+    for queue in list(_queues):
+        queue._forget()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class WriteBehind:
-    """The write queue of one store. Thread-safe; survives a fork (the child starts afresh).
+    """The write queue of one store. Thread-safe; a forked child starts with an empty queue
+    of its own (the parent writes what it had queued).
 
     `write` stores one batch (the store's own transaction or pipeline) and may raise: a
     failed batch is logged and dropped, which costs later misses, nothing more.
@@ -55,12 +63,21 @@ class WriteBehind:
         self._pid = -1
         self._closed = False
         self._reset()
+        _queues.add(self)
 
     def _reset(self) -> None:
         # Fresh locks and event: after a fork another thread may have held the parent's.
         self.lock = threading.Lock()
         self.writing = threading.Lock()  # one batch at a time; delete/clear wait for it
         self.wake = threading.Event()
+
+    def _forget(self) -> None:
+        """In a forked child: drop the parent's queue (the parent writes it) and its writer.
+        Left in place, the child would serve entries the parent then deleted, and store
+        them again on its first write."""
+        self.items = {}
+        self._reset()
+        self._pid = -1
 
     def _ensure_writer(self) -> None:
         with _start_lock:
@@ -75,9 +92,12 @@ class WriteBehind:
 
     def put(self, key: str, value: bytes, ttl: float | None) -> None:
         """Queue `value` under `key`, expiring `ttl` seconds from now."""
+        expires = None if ttl is None else time.time() + ttl
+        if self._closed:  # no writer any more: store it now rather than queue it forever
+            self._write([(key, value, expires)])
+            return
         if self._pid != os.getpid():
             self._ensure_writer()
-        expires = None if ttl is None else time.time() + ttl
         with self.lock:
             self.items[key] = (value, expires)
             full = len(self.items) >= _BATCH
@@ -112,29 +132,43 @@ class WriteBehind:
             if not batch:
                 return
             now = time.time()
-            live = [
-                (key, value, expires)
-                for key, (value, expires) in batch
-                if expires is None or expires > now
-            ]
-            try:
-                if live:
-                    self.write(live)
-            except Exception as exc:  # a cache write failure costs a future miss, nothing more
-                logger.warning(
-                    "costwise: %d response cache entries not stored (%s: %s)",
-                    len(live),
-                    type(exc).__name__,
-                    exc,
-                )
+            self._write(
+                [
+                    (key, value, expires)
+                    for key, (value, expires) in batch
+                    if expires is None or expires > now
+                ]
+            )
             with self.lock:  # entries stay readable here until they are stored
                 for key, item in batch:
                     if self.items.get(key) is item:
                         del self.items[key]
 
+    def _write(self, batch: list[Item]) -> None:
+        if not batch:
+            return
+        try:
+            self.write(batch)
+        except Exception as exc:  # a cache write failure costs a future miss, nothing more
+            logger.warning(
+                "costwise: %d response cache entries not stored (%s: %s)",
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
+
     def close(self) -> None:
-        """Write what is queued and stop the writer thread."""
+        """Write what is queued and stop the writer thread.
+
+        Called by the store's finalizer, which the garbage collector may run on any thread,
+        the writer included, even in the middle of a batch: there it only asks the writer to
+        finish (a last flush after its loop), as waiting for its own batch would never end.
+        """
         if self._closed:
+            return
+        if getattr(_writer_thread, "active", False):  # this queue's writer, or another's
+            self._closed = True
+            self.wake.set()
             return
         self.flush()
         self._closed = True
@@ -142,6 +176,7 @@ class WriteBehind:
 
 
 def _run(queue: WriteBehind) -> None:
+    _writer_thread.active = True
     pid = os.getpid()
     while not queue._closed and queue._pid == pid:
         queue.wake.wait(queue.interval)
@@ -150,3 +185,5 @@ def _run(queue: WriteBehind) -> None:
             queue.flush()
         except Exception:  # pragma: no cover - flush logs its own failures
             logger.exception("costwise: the response cache writer failed")
+    if queue._pid == pid:
+        queue.flush()  # what was queued before a close that ran on this thread
