@@ -197,3 +197,18 @@ def test_async_direct_path_is_anyio_compatible() -> None:
     setup, kwargs = SCENARIOS["usage with cached tokens"]
     outcome, entries = anyio.run(_async_entries, setup, dict(kwargs), [])
     assert outcome["model"] == "gpt-4o-2024-08-06" and len(entries) == 1
+
+
+@pytest.mark.parametrize(
+    "strategies", [[], [ModelOverride("gpt-4o-mini")]], ids=["direct", "pipeline"]
+)
+def test_usage_no_call_could_have_is_estimated_not_recorded(strategies: list[Any]) -> None:
+    """A server reporting more tokens than any call uses (a bug; near 2**63 they would not
+    even fit the store) gets a warning, and the entry is estimated from the texts."""
+    provider = FakeProvider().script(Reply("Paris.", model="gpt-4o-mini", usage=(2**62, 3)))
+    http = httpx2.Client(transport=httpx2.MockTransport(provider))
+    with CostwiseClient(http_client=http, **_options(strategies)) as client:
+        with pytest.warns(costwise.CostwiseWarning, match="not believed"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+        (entry,) = client.ledger.entries()
+    assert entry.estimated and 0 < entry.prompt_tokens < 100 and entry.cost_nanos is not None

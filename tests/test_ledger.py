@@ -404,7 +404,8 @@ def test_meter_rows_reach_hooks_as_entries() -> None:
 
 
 def test_journal_rolls_over_full_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Full segments are sealed and new ones opened; oversized batches are split; none lost."""
+    """Full segments are sealed and new ones opened; a batch bigger than a segment gets a
+    segment of its own (one frame: one call's entries stay together); none lost."""
     from costwise.ledger import _journal
     from costwise.ledger._entry import row_of
 
@@ -414,8 +415,12 @@ def test_journal_rolls_over_full_segments(tmp_path: Path, monkeypatch: pytest.Mo
     for e in entries[:30]:
         journal.append_rows([row_of(e)])
     journal.append_rows([row_of(e) for e in entries[30:]])  # bigger than one segment
+    huge = LedgerEntry(**{**entry(60).to_dict(), "detail": {"note": "x" * 5000}})
+    journal.append_rows([row_of(huge)])  # one row bigger than a segment
+    entries.append(huge)
     files = sorted((tmp_path / "j").iterdir(), key=lambda f: int(f.stem.rsplit("-", 1)[1]))
-    assert len(files) > 4
+    assert len(files) >= 4
+    assert [len(_journal.decode(f.read_bytes())) for f in files[-2:]] == [30, 1]
     stored = [e for f in files for e in _journal.decode(f.read_bytes())]
     assert sorted(e.id for e in stored) == sorted(e.id for e in entries)
     assert stored == entries  # in order, once each
@@ -590,3 +595,201 @@ def test_memory_store_rows_are_read_as_entries_at_once() -> None:
     assert [r.calls for r in store.aggregate()] == [4]
     assert store.prune(before=25.0) == 2
     assert [e.id for e in store.entries()] == [entry(3).id, entry(4).id]
+
+
+# -- found in review: forks, races, poison rows, dropped ledgers ------------------------------
+
+
+def test_a_child_forked_while_the_flusher_writes_does_not_hang(tmp_path: Path) -> None:
+    """A fork while the ledger's locks are held: the child's ledger still records, flushes
+    and exits; it stores only its own entries, the parent's stay the parent's to store."""
+    from costwise.ledger._entry import row_of
+
+    path = tmp_path / "f.sqlite"
+    ledger = Ledger(path, flush_interval=60)
+    ledger._record_rows([row_of(entry(i)) for i in range(5)])
+    read, write = os.pipe()
+    with ledger._flush_lock, ledger._lock:  # as if the flusher were mid-write at the fork
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ledger._record_rows([row_of(entry(100))])
+                ledger.flush()  # would wait forever on the inherited locks
+                os.write(write, str(len(list(ledger.entries()))).encode())
+            finally:
+                os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    seen = os.read(read, 16)
+    os.close(read)
+    assert status == 0 and int(seen) == 1  # its own entry only
+    ledger.flush()
+    ids = [e.id for e in ledger.entries()]  # entry ids carry the pid that made them
+    assert sorted(i for i in ids if not i.endswith("-100")) == sorted(entry(i).id for i in range(5))
+    assert len([i for i in ids if i.endswith("-100")]) == 1
+
+
+def test_a_forked_child_does_not_keep_a_killed_parents_journal_locked(tmp_path: Path) -> None:
+    """The child lets go of the journal files it inherited: when the parent is killed, its
+    acknowledged entries are replayed while the child still runs."""
+    path = tmp_path / "k.sqlite"
+    script = textwrap.dedent(f"""
+        import os, signal, time
+        from costwise.testing import FakeProvider, fake_client
+        from costwise.ledger import Ledger
+        client = fake_client(FakeProvider(), ledger=Ledger({str(path)!r}, flush_interval=60))
+        for i in range(5):
+            client.chat.completions.create(model="gpt-4o-mini",
+                messages=[{{"role": "user", "content": "hi"}}], feature="parent")
+        if os.fork() == 0:
+            time.sleep(30)  # a worker that lives on
+            os._exit(0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    try:
+        assert Ledger(path).report().row("parent").calls == 5
+    finally:
+        subprocess.run(["pkill", "-f", str(path)], check=False)
+
+
+def test_a_segment_being_made_is_never_taken_for_a_dead_processs(tmp_path: Path) -> None:
+    """Segments are locked before they get their journal name: a ledger starting at that
+    moment cannot replay and delete one under its owner. Only an old unlocked leftover of
+    a process that died making one is removed."""
+    from costwise.ledger._entry import row_of
+
+    journal_dir = tmp_path / "s.sqlite.journal"
+    journal_dir.mkdir()
+    stale = journal_dir / "1-dead-1.new"
+    stale.write_bytes(b"")
+    os.utime(stale, (time.time() - 120, time.time() - 120))
+    young = journal_dir / "2-live-1.new"
+    young.write_bytes(b"")
+    writer = Ledger(tmp_path / "s.sqlite", flush_interval=60)
+    writer._record_rows([row_of(entry(1))])
+    Ledger(tmp_path / "s.sqlite").close()  # a second process starting up
+    names = sorted(p.name for p in journal_dir.iterdir())
+    assert "1-dead-1.new" not in names and "2-live-1.new" in names
+    assert len([n for n in names if n.endswith(".cwj")]) == 1  # the writer's, untouched
+    writer.close()
+    assert [e.id for e in Ledger(tmp_path / "s.sqlite").entries()] == [entry(1).id]
+
+
+def test_write_through_failures_are_journaled_not_only_kept_in_memory(tmp_path: Path) -> None:
+    """Write-through (what a budget turns on) with the store failing: the entry is in the
+    journal before `record` returns, so a kill cannot lose it."""
+    from costwise.ledger._journal import decode
+
+    path = tmp_path / "w.sqlite"
+    ledger = Ledger(SQLiteStore(path, timeout=0.05), flush_interval=60)
+    ledger.write_through = True
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    with pytest.warns(CostwiseWarning, match="kept in the local journal"):
+        ledger.record([entry(1)])
+    segments = (tmp_path / "w.sqlite.journal").glob("*.cwj")
+    journal = [e for p in segments for e in decode(p.read_bytes())]
+    assert [e.id for e in journal] == [entry(1).id]
+    blocker.rollback()
+    blocker.close()
+    ledger.flush()
+    assert [e.id for e in ledger.entries()] == [entry(1).id] and ledger.pending == 0
+    ledger.close()
+
+
+def test_a_dropped_ledger_lets_go_of_its_journal_for_the_next_to_replay(tmp_path: Path) -> None:
+    """A ledger garbage-collected with unflushed entries leaves its journal unlocked and on
+    disk: another ledger on the same file replays it (the entries were acknowledged)."""
+    import gc
+
+    from costwise.ledger._entry import row_of
+
+    path = tmp_path / "g.sqlite"
+    ledger = Ledger(path, flush_interval=60)
+    ledger._record_rows([row_of(entry(7))])
+    del ledger
+    gc.collect()
+    assert [e.id for e in Ledger(path).entries()] == [entry(7).id]
+
+
+def test_a_journal_frame_this_version_cannot_read_keeps_its_file(tmp_path: Path) -> None:
+    """A frame with a valid CRC but rows of another shape (a newer version's) stops the
+    replay: what came before is stored, and the file is kept, not deleted unread."""
+    import marshal
+    import struct
+    import zlib
+
+    from costwise.ledger._entry import row_of
+    from costwise.ledger._journal import encode_rows
+
+    journal_dir = tmp_path / "n.sqlite.journal"
+    journal_dir.mkdir()
+    newer = marshal.dumps([[*row_of(entry(2)), "a field this version lacks"]], 4)
+    frame = struct.pack("<IIB", len(newer), zlib.crc32(newer), 1) + newer
+    orphan = journal_dir / "999-dead-1.cwj"
+    orphan.write_bytes(encode_rows([row_of(entry(1))]) + frame + encode_rows([row_of(entry(3))]))
+    with pytest.warns(CostwiseWarning, match="cannot read"):
+        ledger = Ledger(tmp_path / "n.sqlite")
+    assert [e.id for e in ledger.entries()] == [entry(1).id]
+    assert orphan.exists()
+    ledger.close()
+
+
+def test_a_row_the_store_refuses_does_not_block_the_others(tmp_path: Path) -> None:
+    """A number too large for SQLite fails its own write, not every later batch: the other
+    entries are stored and the refused one is set aside with a warning."""
+    import dataclasses
+
+    ledger = Ledger(tmp_path / "p.sqlite", flush_interval=60)
+    ledger.record([dataclasses.replace(entry(0), prompt_tokens=2**64)])
+    ledger.record([entry(i) for i in range(1, 4)])
+    with pytest.warns(CostwiseWarning, match="refused 1 entries"):
+        ledger.flush()
+    assert ledger.pending == 0
+    assert sorted(e.id for e in ledger.entries()) == sorted(entry(i).id for i in range(1, 4))
+    (rejected,) = (tmp_path / "p.sqlite.journal").glob("rejected-*.json")
+    assert json.loads(rejected.read_text())["row"][0] == entry(0).id
+    ledger.record([entry(9)])
+    ledger.close()
+    assert entry(9).id in {e.id for e in Ledger(tmp_path / "p.sqlite").entries()}
+
+
+class _DownStore(MemoryStore):
+    """A real in-memory store behind a journal, that can be taken down (as a store behind a
+    network is): what the ledger does when its store refuses writes."""
+
+    def __init__(self, journal_dir: Path) -> None:
+        super().__init__()
+        self.journal_dir = journal_dir
+        self.down = True
+
+    @override
+    def write(self, entries: Sequence[LedgerEntry]) -> None:
+        if self.down:
+            msg = "the store is down"
+            raise LedgerError(msg)
+        super().write(entries)
+
+
+def test_a_store_that_cannot_take_a_replay_does_not_stop_the_ledger_starting(
+    tmp_path: Path,
+) -> None:
+    """An orphan journal the store refuses is kept, with a warning; the ledger starts, and
+    the flusher's periodic look stores it once the store is back."""
+    from costwise.ledger._entry import row_of
+    from costwise.ledger._journal import encode_rows
+
+    journal_dir = tmp_path / "journal"
+    journal_dir.mkdir()
+    orphan = journal_dir / "999-dead-1.cwj"
+    orphan.write_bytes(encode_rows([row_of(entry(1))]))
+    store = _DownStore(journal_dir)
+    with pytest.warns(CostwiseWarning, match="kept and tried again"):
+        ledger = Ledger(store)
+    assert orphan.exists() and len(store) == 0
+    store.down = False
+    ledger._recover()  # what the flusher does every half minute
+    assert [e.id for e in ledger.entries()] == [entry(1).id] and not orphan.exists()
+    ledger.close()

@@ -303,10 +303,11 @@ def test_default_local_paths_are_per_server_and_prefix(redis_url: str) -> None:
     dirs = {
         a.journal_dir,
         RedisStore(redis_url, prefix="p:{y}").journal_dir,
+        RedisStore(redis_url, prefix="p-{x}").journal_dir,  # the same once made file-safe
         RedisStore(other_db, prefix="p:{x}").journal_dir,
         RedisStore(client, prefix="p:{x}").journal_dir,
     }
-    assert len(dirs) == 4
+    assert len(dirs) == 5
     assert RedisStore(redis.Redis.from_url(other_db), prefix="p:{x}").journal_dir in dirs
     assert RedisStore(redis_url, journal=None).journal_dir is None
     secret = RedisStore("redis://user:s3cret@127.0.0.1:1/0", socket_timeout=0.1)

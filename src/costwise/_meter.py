@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +20,12 @@ from openai import AsyncStream, Stream
 
 from ._call import Call, CallTrace
 from ._compat import raw_mode
+from ._exceptions import CostwiseWarning
 from ._ids import new_id
 from ._streaming import AsyncCostwiseStream, CostwiseStream, asks_usage, assemble
 from .ledger import Ledger
 from .ledger._entry import FIELDS
-from .pricing import PriceTable, Usage, _sdk_counts
+from .pricing import _MAX_TOKENS, PriceTable, Usage, _sdk_counts
 
 if TYPE_CHECKING:
     from .tokens import Tokenizer
@@ -74,13 +76,22 @@ _COST, _BASELINE, _FINAL, _DETAIL = 15, 16, 17, 22
 
 
 def _counts(usage: Any) -> _Counts | None:
-    """The token counts of a response's ``usage`` (``None`` if it has none)."""
+    """The token counts of a response's ``usage`` (``None`` if it has none, or none to
+    believe: the entry is then estimated from the texts)."""
     counts = _sdk_counts(usage)
     if counts is None:
         found = Usage.from_openai(usage)
         if found is None:
             return None
         counts = _counts_of(found)
+    if max(counts) > _MAX_TOKENS:
+        warnings.warn(
+            f"the server reported {max(counts):,} tokens for one call; not believed, the "
+            f"ledger entry is estimated from the texts instead",
+            CostwiseWarning,
+            stacklevel=2,
+        )
+        return None
     return counts
 
 

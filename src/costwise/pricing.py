@@ -317,6 +317,11 @@ def _from_sdk_usage(cls: type[Usage], usage: object) -> Usage | None:
     )
 
 
+_MAX_TOKENS = 10**12
+"""No call uses a trillion tokens: a larger count is a server's bug, and counts near 2**63
+would not fit the ledger's stores. The meter estimates such an entry from its texts."""
+
+
 def _sdk_counts(usage: object) -> tuple[int, int, int, int, int] | None:
     """``(prompt, completion, cached, cache_write, reasoning)`` of a plain SDK usage, or ``None``.
 
@@ -338,7 +343,12 @@ def _sdk_counts(usage: object) -> tuple[int, int, int, int, int] | None:
         cached = written = 0
     reasoning = (ctd.reasoning_tokens or 0) if ctd is not None else 0
     prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
-    if cached + written > prompt or reasoning > completion or min(cached, written, reasoning) < 0:
+    if (
+        cached + written > prompt
+        or reasoning > completion
+        or min(cached, written, reasoning) < 0
+        or max(prompt, completion) > _MAX_TOKENS
+    ):
         return None  # an unusual server: let the general path reconcile the counts
     return prompt, completion, cached, written, reasoning
 

@@ -29,6 +29,7 @@ import marshal
 import mmap
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = ["Journal", "read_orphans", "retire_orphan"]
 
 _SUFFIX = ".cwj"
 _LEGACY = (".jsonl", ".flushing")  # JSON-lines journals of earlier versions, still replayed
+_FRESH = ".new"  # a segment being made: not yet locked
 _SEGMENT = 1 << 20  # bytes per mapped segment; a full one is sealed and a new one opened
 _HEAD = struct.Struct("<IIB")  # payload length, CRC-32 of the payload, kind
 _MARSHAL, _JSON = 1, 2
@@ -61,10 +63,18 @@ def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 def decode(data: bytes) -> list[LedgerEntry]:
-    """The entries in a journal's bytes, up to the end of what was written.
+    """The entries in a journal's bytes, up to the end of what was written."""
+    return decode_all(data)[0]
 
-    A frame torn by a kill mid-write fails its CRC; frames are written one at a time under
-    the ledger's lock, so a torn frame is the last one, never acknowledged to anyone.
+
+def decode_all(data: bytes) -> tuple[list[LedgerEntry], bool]:
+    """The entries in a journal's bytes, and whether everything written was read.
+
+    Reading stops at the zeroed rest of a segment, or at a frame torn by a kill mid-write
+    (its CRC fails; frames are written one at a time under the ledger's lock, so a torn
+    frame is the last one, never acknowledged to anyone): both are a complete read. A frame
+    whose CRC holds but whose rows cannot be read (written by a newer version, say) stops
+    the read too, incomplete: the caller must keep the file, not delete what follows.
     """
     out: list[LedgerEntry] = []
     pos, size, head = 0, len(data), _HEAD.size
@@ -79,10 +89,10 @@ def decode(data: bytes) -> list[LedgerEntry]:
             rows = marshal.loads(payload) if kind == _MARSHAL else json.loads(payload)
             entries = [_entry_of(row) for row in rows]
         except (ValueError, TypeError, EOFError):
-            break  # not a frame this library wrote
+            return out, False
         out += entries  # a frame is one call's entries: all of them or none
         pos += head + length
-    return out
+    return out, True
 
 
 def _entry_of(row: Sequence[Any]) -> LedgerEntry:
@@ -105,18 +115,29 @@ def _decode_lines(data: bytes) -> list[LedgerEntry]:
 class _Segment:
     """One mapped journal file, locked by this process while it lives."""
 
-    __slots__ = ("fd", "map", "path", "pos")
+    __slots__ = ("fd", "map", "path", "pos", "size")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, size: int) -> None:
+        # Made under a name `read_orphans` skips and renamed once locked: between an
+        # O_CREAT and the flock, another process starting up would take the empty file
+        # for a dead process's journal and delete it under its owner.
+        fresh = path.with_suffix(_FRESH)
+        self.fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            os.ftruncate(self.fd, size)
+            self.map = mmap.mmap(self.fd, size)
+            os.rename(fresh, path)
+        except BaseException:
+            os.close(self.fd)
+            fresh.unlink(missing_ok=True)
+            raise
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        os.ftruncate(self.fd, _SEGMENT)
-        self.map = mmap.mmap(self.fd, _SEGMENT)
+        self.size = size
         self.pos = 0
 
     def fits(self, n: int) -> bool:
-        return self.pos + n <= _SEGMENT
+        return self.pos + n <= self.size
 
     def write(self, data: bytes) -> None:
         end = self.pos + len(data)
@@ -126,8 +147,16 @@ class _Segment:
     def retire(self) -> None:
         """Delete the file (its entries are in the store) and release it."""
         self.path.unlink(missing_ok=True)
+        self.release()
+
+    def release(self) -> None:
+        """Unmap and unlock, keeping the file: its entries are replayed by the next ledger
+        (in this process or another) that finds it unlocked."""
+        if self.fd < 0:
+            return
         self.map.close()
         os.close(self.fd)
+        self.fd = -1
 
 
 class Journal:
@@ -141,13 +170,14 @@ class Journal:
         self._seq = 0
         self._token = ""
 
-    def _open(self) -> _Segment:
+    def _open(self, size: int = 0) -> _Segment:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.pid != os.getpid():
             self.pid, self._token, self._seq = os.getpid(), os.urandom(4).hex(), 0
             self._sealed = []  # a forked child must not touch its parent's segments
         self._seq += 1
-        self._current = _Segment(self.directory / f"{self.pid}-{self._token}-{self._seq}{_SUFFIX}")
+        name = f"{self.pid}-{self._token}-{self._seq}{_SUFFIX}"
+        self._current = _Segment(self.directory / name, max(size, _SEGMENT))
         return self._current
 
     def append(self, entries: Sequence[LedgerEntry]) -> None:
@@ -161,16 +191,12 @@ class Journal:
             seg = self._open()  # first use, or a forked child: never share the parent's file
         pos = seg.pos
         end = pos + len(data)
-        if end <= _SEGMENT:  # the common case, inline: this runs once per call
+        if end <= seg.size:  # the common case, inline: this runs once per call
             seg.map[pos:end] = data
             seg.pos = end
             return
         self._sealed.append(seg)  # full: seal it and continue in a new segment
-        seg = self._open()
-        if not seg.fits(len(data)):  # one enormous batch: split it across segments
-            for row in rows:
-                self.append_rows([row])
-            return
+        seg = self._open(len(data))  # one frame bigger than a segment gets its own
         seg.write(data)
 
     def rotate(self) -> list[_Segment]:
@@ -182,10 +208,20 @@ class Journal:
         return done
 
     def close(self) -> None:
+        """Retire every segment: call it only once their entries are in the store."""
         if self.pid == os.getpid():
             for seg in self.rotate():
                 seg.retire()
             self.pid = -1
+
+    def release(self) -> None:
+        """Let go of every segment without deleting it (their entries may not be stored:
+        the next ledger to start replays them). For a ledger dropped without `close`, and
+        for the segments a forked child inherited, which stay its parent's."""
+        for seg in [*self._sealed, *([self._current] if self._current else [])]:
+            seg.release()
+        self._sealed, self._current = [], None
+        self.pid = -1
 
 
 def retire_orphan(path: Path, fd: int) -> None:
@@ -194,11 +230,15 @@ def retire_orphan(path: Path, fd: int) -> None:
     os.close(fd)
 
 
-def read_orphans(directory: Path) -> Iterator[tuple[Path, int, list[LedgerEntry]]]:
-    """Journals left by dead processes: (path, locked fd, entries). Retire each after storing."""
+def read_orphans(directory: Path) -> Iterator[tuple[Path, int, list[LedgerEntry], bool]]:
+    """Journals left by dead processes: (path, locked fd, entries, complete). Retire each
+    after storing its entries, if it was read completely (see `decode_all`)."""
     if not directory.is_dir():
         return
     for path in sorted(directory.iterdir()):
+        if path.suffix == _FRESH:  # never renamed, so never written to: delete it if dead
+            _drop_if_unlocked(path)
+            continue
         if path.suffix != _SUFFIX and path.suffix not in _LEGACY:
             continue
         try:
@@ -212,5 +252,25 @@ def read_orphans(directory: Path) -> Iterator[tuple[Path, int, list[LedgerEntry]
             continue
         with open(fd, "rb", closefd=False) as fh:
             data = fh.read()
-        entries = decode(data) if path.suffix == _SUFFIX else _decode_lines(data)
-        yield path, fd, entries
+        if path.suffix == _SUFFIX:
+            entries, complete = decode_all(data)
+        else:
+            entries, complete = _decode_lines(data), True
+        yield path, fd, entries, complete
+
+
+def _drop_if_unlocked(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Unlocked for the microseconds between its creation and its owner's flock: only
+        # one that old was left by a process that died making it.
+        if time.time() - os.fstat(fd).st_mtime > 60:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass  # locked: being made by a live process right now
+    finally:
+        os.close(fd)

@@ -126,7 +126,12 @@ class Ledger:
         self.write_through = not write_behind
         """Write each call to the store before returning (set by strategies that read spend,
         such as `Budget`, so every worker sees every finished call at once)."""
+        self._recovered_at = 0.0
+        _ledgers.add(self)
         if self._journal is not None:
+            # Dropped without `close`: let go of the journal's files without deleting them,
+            # so the next ledger to start replays what was not stored yet.
+            weakref.finalize(self, _release, self._journal, self._retired)
             self._recover()
 
     @classmethod
@@ -135,17 +140,49 @@ class Ledger:
         return cls(MemoryStore())
 
     def _recover(self) -> None:
-        """Replay journals that dead processes left behind (their entries were acknowledged)."""
+        """Replay journals that dead processes left behind (their entries were acknowledged).
+
+        Run when the ledger starts, and every half minute by the flusher, so a worker that
+        was killed is accounted for without waiting for a restart. A journal the store
+        does not take, or that cannot be read to its end (a newer version's), is kept for
+        the next try with a warning: never deleted unread, never in the way of a start.
+        """
         assert self._journal is not None
-        for path, fd, entries in read_orphans(self._journal.directory):
+        self._recovered_at = time.monotonic()
+        for path, fd, entries, complete in read_orphans(self._journal.directory):
             try:
                 self.store.write(entries)
             except Exception as exc:
                 os.close(fd)
-                msg = f"cannot replay the ledger journal {str(path)!r} into {self.store!r}: {exc}"
-                raise LedgerError(msg, path=str(path)) from exc
+                _warn(
+                    f"cannot replay the ledger journal {str(path)!r} into {self.store!r} "
+                    f"({exc}); it is kept and tried again"
+                )
+                continue
+            if not complete:
+                os.close(fd)
+                _warn(
+                    f"the ledger journal {str(path)!r} has entries this version cannot read; "
+                    f"{len(entries)} before them were stored, and the file is kept"
+                )
+                continue
             retire_orphan(path, fd)
             logger.info("costwise: replayed %d ledger entries from %s", len(entries), path)
+
+    def _forget_in_child(self) -> None:
+        """In a forked child: fresh locks (another thread may have held them at the fork),
+        no flusher, and nothing of the parent's: its pending entries and journal files stay
+        the parent's to store (the child's own calls go to a journal of its own)."""
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread, self._thread_pid = None, -1
+        self._pending, self._rows = [], []
+        for segment in self._retired:
+            segment.release()
+        self._retired.clear()
+        if self._journal is not None:
+            self._journal.release()
 
     def record(self, entries: Sequence[LedgerEntry]) -> None:
         """Record entries: durable when this returns, counted once, whatever the store does.
@@ -170,9 +207,15 @@ class Ledger:
                     self.store.write(batch)
                 except Exception as exc:  # any store failure: keep the entries, never lose them
                     self._pending = batch
+                    where = "in memory"
+                    if self._journal is not None:  # durable until the store takes them
+                        self._journal.append(entries)
+                        if self._thread_pid != os.getpid():
+                            self._start_flusher()
+                        where = "in the local journal"
                     warnings.warn(
                         f"ledger store {self.store!r} failed ({exc}); {len(batch)} entries are "
-                        f"kept in memory and retried on the next write",
+                        f"kept {where} and retried on the next write",
                         CostwiseWarning,
                         stacklevel=3,
                     )
@@ -225,11 +268,7 @@ class Ledger:
                 rows, self._rows = self._rows, []
                 self._retired.extend(self._journal.rotate())
             try:
-                write_rows = getattr(self.store, "write_rows", None)
-                if write_rows is not None:  # rows as they are: no LedgerEntry per row
-                    write_rows([*map(row_of, batch), *rows])
-                else:
-                    self.store.write([*batch, *map(entry_from_row, rows)])
+                self._write_rows([*map(row_of, batch), *rows])
             except Exception as exc:  # the store is down: keep entries (and their journal)
                 with self._lock:
                     self._pending[:0] = batch
@@ -245,6 +284,42 @@ class Ledger:
             for segment in self._retired:
                 segment.retire()
             self._retired.clear()
+
+    def _write_rows(self, rows: list[list[Any]]) -> None:
+        """Write rows to the store. A row the store refuses as data (a number too large for
+        it, a value of the wrong type: an error that no retry will cure) must not block
+        every later batch: the rows are then written one by one, and the refused ones are
+        set aside, with a warning, in ``rejected-<pid>.json`` lines beside the journal."""
+        try:
+            self._store_rows(rows)
+        except _DATA_ERRORS:
+            if len(rows) == 1:
+                raise
+        else:
+            return
+        refused: list[tuple[list[Any], str]] = []
+        for row in rows:
+            try:
+                self._store_rows([row])
+            except _DATA_ERRORS as exc:
+                refused.append((row, repr(exc)))
+        if refused:
+            assert self._journal is not None
+            path = self._journal.directory / f"rejected-{os.getpid()}.json"
+            with path.open("a") as fh:
+                for row, error in refused:
+                    fh.write(json.dumps({"row": row, "error": error}, default=repr) + "\n")
+            _warn(
+                f"ledger store {self.store!r} refused {len(refused)} entries as data "
+                f"({refused[0][1]}); they are kept in {str(path)!r}"
+            )
+
+    def _store_rows(self, rows: list[list[Any]]) -> None:
+        write_rows = getattr(self.store, "write_rows", None)
+        if write_rows is not None:  # rows as they are: no LedgerEntry per row
+            write_rows(rows)
+        else:
+            self.store.write([entry_from_row(row) for row in rows])
 
     @property
     def pending(self) -> int:
@@ -369,12 +444,17 @@ class Ledger:
         Raises:
             LedgerError: entries could not be written (they stay in the journal, if any).
         """
-        self.flush()
-        if self.pending:
-            msg = f"{self.pending} ledger entries could not be written to {self.store!r}"
+        for _ in range(3):  # calls finishing in other threads meanwhile are flushed too
+            self.flush()
+            with self._lock:  # no entry can be journaled between this check and the close
+                if not self._pending and not self._rows:
+                    if self._journal is not None:
+                        self._journal.close()
+                    break
+        else:
+            why = "could not be written to" if self._outage else "were still arriving for"
+            msg = f"{self.pending} ledger entries {why} {self.store!r} at close"
             raise LedgerError(msg)
-        if self._journal is not None:
-            self._journal.close()
         self._wake.set()
         self.store.close()
 
@@ -400,6 +480,8 @@ def _flusher(ref: weakref.ReferenceType[Ledger], wake: threading.Event, interval
             return
         try:
             ledger.flush()
+            if time.monotonic() - ledger._recovered_at > _RECOVER_EVERY:
+                ledger._recover()  # journals of workers killed since
         except Exception:  # keep flushing; flush() already kept the entries
             logger.exception("costwise: ledger flush failed")
         if ledger._journal is None or ledger._journal.pid != os.getpid():
@@ -411,5 +493,26 @@ def _flush_at_exit(ref: weakref.ReferenceType[Ledger]) -> None:
     ledger = ref()
     if ledger is not None and ledger._journal is not None and ledger._thread_pid == os.getpid():
         ledger.flush()
-        if not ledger.pending:
-            ledger._journal.close()
+        with ledger._lock:  # what is still pending stays in the journal, replayed later
+            if not ledger._pending and not ledger._rows:
+                ledger._journal.close()
+
+
+def _release(journal: Journal, retired: list[Any]) -> None:
+    for segment in retired:
+        segment.release()
+    if journal.pid == os.getpid():
+        journal.release()
+
+
+_DATA_ERRORS = (OverflowError, TypeError, ValueError)  # a refused value, not a store outage
+_RECOVER_EVERY = 30.0  # seconds between the flusher's looks for dead processes' journals
+_ledgers: weakref.WeakSet[Ledger] = weakref.WeakSet()
+
+
+def _forget_ledgers_in_child() -> None:
+    for ledger in list(_ledgers):
+        ledger._forget_in_child()
+
+
+os.register_at_fork(after_in_child=_forget_ledgers_in_child)

@@ -34,6 +34,7 @@ lost, none is doubled.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import json
 import logging
 import os
@@ -233,8 +234,11 @@ class RedisStore:
             kw = self._redis.connection_pool.connection_kwargs
             host = kw.get("path") or f"{kw.get('host', '')}:{kw.get('port', '')}"
             where = f"{host}/{kw.get('db', 0)}"
-        safe = "".join(c if c.isalnum() else "_" for c in f"{where}_{self.prefix}")
-        return Path(base) / "costwise" / f"{kind}-{safe}{suffix}"
+        name = f"{where}_{self.prefix}"
+        safe = "".join(c if c.isalnum() else "_" for c in name)
+        # The readable part maps `team-a` and `team_a` alike: the digest keeps them apart.
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        return Path(base) / "costwise" / f"{kind}-{safe}-{digest}{suffix}"
 
     def _fail(self, exc: BaseException, action: str) -> LedgerError:
         where = self.url or repr(self._redis)
