@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -363,14 +364,22 @@ async def test_stream_entry_serves_plain_request(mode: str) -> None:
     assert hit_entry.kind == "hit" and hit_entry.baseline_nanos
 
 
-async def test_stream_without_usage_still_shows_saving(mode: str) -> None:
-    """A hit on an entry stored from a usage-less stream is priced from a token estimate."""
+async def test_an_entry_without_usage_serves_only_streams_that_ask_none(mode: str) -> None:
+    """An entry stored from a stream without ``include_usage`` has no usage. A stream that
+    asks none is a hit, priced in the ledger from a token estimate; a plain call (which
+    upstream always answers with usage, and code reads it) is a miss that replaces it."""
     env = Env(mode)
     await env.ask(temperature=0, stream=True)
-    hit = await env.ask(temperature=0)
-    assert hit.usage is None  # the caller gets what was stored
+    replay, _ = await env.ask(temperature=0, stream=True)
+    assert is_hit(replay) and env.upstream == 1
     entry = list(env.ledger.entries())[-1]
     assert entry.kind == "hit" and entry.baseline_nanos and entry.completion_tokens > 0
+    plain = await env.ask(temperature=0)
+    assert not is_hit(plain) and plain.usage is not None and env.upstream == 2
+    again = await env.ask(temperature=0)
+    assert is_hit(again) and again.usage is not None and env.upstream == 2
+    _, chunks = await env.ask(temperature=0, stream=True, stream_options={"include_usage": True})
+    assert chunks[-1].usage is not None and env.upstream == 2
 
 
 async def test_broken_stream_is_not_stored(mode: str) -> None:
@@ -722,7 +731,105 @@ async def test_async_streamed_miss_stores_off_the_loop(redis_url: str) -> None:
         if not any(t.name == "costwise-cache-store" for t in threading.enumerate()):
             break
         await anyio.sleep(0.1)
-    hit = await env.ask(temperature=0)  # the streamed answer, stored by that thread
+    store.flush()  # the write queue sends it through the slow proxy
+    hit, _ = await env.ask(temperature=0, stream=True)  # the streamed answer, replayed
     assert is_hit(hit) and env.upstream == 2
     store.close()
     proxy.close()
+
+
+# -- found in review: scopes of dynamic credentials, cut streams, logprobs ------------------
+
+ASK: Any = [{"role": "user", "content": "What is my account balance?"}]
+
+
+def test_clients_with_callable_keys_never_share_answers() -> None:
+    """A callable ``api_key`` is resolved per request, so two such clients cannot be told
+    apart: their calls bypass the cache (one warning) unless a scope is set."""
+    store = MemoryCacheStore()
+    provider = FakeProvider().script(Reply("for tenant A"), Reply("for tenant B"), Reply("B"))
+    a = fake_client(provider, api_key=lambda: "sk-a", strategies=[ResponseCache(store)])
+    b = fake_client(provider, api_key=lambda: "sk-b", strategies=[ResponseCache(store)])
+    with pytest.warns(CostwiseWarning, match="not a fixed string"):
+        first = a.chat.completions.create(model="gpt-4o-mini", messages=ASK, temperature=0)
+    with pytest.warns(CostwiseWarning, match="not a fixed string"):
+        second = b.chat.completions.create(model="gpt-4o-mini", messages=ASK, temperature=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per cache: the next bypass is silent
+        b.chat.completions.create(model="gpt-4o-mini", messages=ASK, temperature=0)
+    assert first.choices[0].message.content == "for tenant A"
+    assert second.choices[0].message.content == "for tenant B" and not is_hit(second)
+    assert store.size() == 0
+    scoped = fake_client(
+        FakeProvider(), api_key=lambda: "sk-c", strategies=[ResponseCache(store, scope="c")]
+    )
+    scoped.chat.completions.create(model="gpt-4o-mini", messages=ASK, temperature=0)
+    hit = scoped.chat.completions.create(model="gpt-4o-mini", messages=ASK, temperature=0)
+    assert is_hit(hit)
+
+
+def test_a_reassigned_key_or_base_url_changes_the_scope() -> None:
+    """The scope follows the client's credential and base URL when they are reassigned."""
+    provider = FakeProvider().script(Reply("as key A"), Reply("as key B"))
+    client = fake_client(provider, api_key="sk-a", strategies=[ResponseCache(MemoryCacheStore())])
+    client.chat.completions.create(model="gpt-4o-mini", messages=ASK, temperature=0)
+    client.api_key = "sk-b"
+    again = client.chat.completions.create(model="gpt-4o-mini", messages=ASK, temperature=0)
+    assert not is_hit(again) and again.choices[0].message.content == "as key B"
+    client.base_url = "http://elsewhere/v1"
+    moved = client.chat.completions.create(model="gpt-4o-mini", messages=ASK, temperature=0)
+    assert not is_hit(moved)
+
+
+def test_a_calls_own_authorization_header_gets_its_own_scope() -> None:
+    """``extra_headers={"Authorization": ...}`` speaks for another tenant: another scope."""
+    client = fake_client(FakeProvider(), strategies=[ResponseCache(MemoryCacheStore())])
+    ask: Any = {"model": "gpt-4o-mini", "messages": ASK, "temperature": 0}
+    client.chat.completions.create(**ask)
+    other = client.chat.completions.create(
+        **ask, extra_headers={"Authorization": "Bearer sk-other"}
+    )
+    assert not is_hit(other)
+    assert is_hit(
+        client.chat.completions.create(**ask, extra_headers={"authorization": "Bearer sk-other"})
+    )
+
+
+def test_a_stream_that_stops_without_finishing_is_not_stored() -> None:
+    """A stream cut by a proxy ends without error but without ``finish_reason``: its partial
+    answer is never served as a whole one."""
+    import json
+
+    import httpx2
+
+    calls: list[Any] = []
+
+    def cut(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request)
+        base = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": {"content": "The capital of Austral"}}]}
+        ]  # no finish_reason, no [DONE]
+        body = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    store = MemoryCacheStore()
+    client = fake_client(
+        http_client=httpx2.Client(transport=httpx2.MockTransport(cut)),
+        strategies=[ResponseCache(store)],
+    )
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=ASK, temperature=0, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert store.size() == 0
+
+
+async def test_a_stream_asking_for_logprobs_is_not_served_a_replay(mode: str) -> None:
+    """A replay carries no logprobs: a stream that asks for them goes upstream."""
+    env = Env(mode)
+    await env.ask(temperature=0, logprobs=True)
+    plain = await env.ask(temperature=0, logprobs=True)
+    assert is_hit(plain) and env.upstream == 1
+    stream, _ = await env.ask(temperature=0, logprobs=True, stream=True)
+    assert not is_hit(stream) and env.upstream == 2

@@ -16,7 +16,16 @@ from typing_extensions import Self, override
 from ._ids import new_id
 from .ledger._entry import ROW_INDEX
 
-__all__ = ["REMOVE", "Call", "CallTrace", "Method", "client_scope"]
+__all__ = [
+    "AUTH_HEADERS",
+    "REMOVE",
+    "Call",
+    "CallTrace",
+    "Method",
+    "auth_headers",
+    "client_scope",
+    "credential_scope",
+]
 
 Method = Literal["create", "parse", "embeddings"]
 """Which SDK method the terminal step calls for a `Call`."""
@@ -36,8 +45,8 @@ REMOVE: Any = _Remove()
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-def client_scope(api_key: object, base_url: object) -> str:
-    """A stable, non-reversible id of (API key, base URL): the default cache scope.
+def client_scope(api_key: object, base_url: object, *more: object) -> str:
+    """A stable, non-reversible id of (API key, base URL[, ...]): the default cache scope.
 
     The key itself is never stored; only this hash is, so two tenants with different keys
     (or the same key at two providers) never share cache entries.
@@ -46,7 +55,48 @@ def client_scope(api_key: object, base_url: object) -> str:
     digest.update(str(api_key).encode())
     digest.update(b"\0")
     digest.update(str(base_url).rstrip("/").encode())
+    for part in more:
+        digest.update(b"\0")
+        digest.update(str(part).encode())
     return digest.hexdigest()
+
+
+AUTH_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "openai-organization", "openai-project"}
+)
+"""Headers that say who is asking: part of a cache scope when a client or a call sets them."""
+
+
+def auth_headers(headers: object) -> list[tuple[str, str]]:
+    """The identity-bearing headers among `headers` (any mapping), lower-cased and sorted."""
+    if not isinstance(headers, Mapping):
+        return []
+    return sorted(
+        (str(k).lower(), v)
+        for k, v in headers.items()
+        if str(k).lower() in AUTH_HEADERS and isinstance(v, str)
+    )
+
+
+def credential_scope(client: Any) -> str | None:
+    """The default cache scope of `client`'s requests, or ``None`` when it has none.
+
+    A hash of the API key, the base URL and the identity headers the client sends
+    (organization, project, a custom ``Authorization``). ``None`` when the credential is
+    not a fixed key: with a callable ``api_key``, workload identity or a ``provider``, the
+    SDK resolves it per request, and every such client would otherwise share one scope.
+    """
+    key = client.api_key
+    # The SDK keeps a callable key in `_api_key_provider` and sets `api_key` to what it last
+    # returned: a key read from a tenant's context would scope one call by another's key.
+    dynamic = (
+        getattr(client, "_api_key_provider", None) is not None
+        or getattr(client, "_provider", None) is not None
+        or getattr(client, "workload_identity", None) is not None
+    )
+    if not key or dynamic:
+        return None
+    return client_scope(key, client.base_url, *auth_headers(client.default_headers))
 
 
 class CallTrace:

@@ -19,7 +19,7 @@ from openai.resources.embeddings import AsyncEmbeddings, Embeddings
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ParsedChatCompletion
 from typing_extensions import Unpack, override
 
-from ._call import Method, client_scope
+from ._call import Method, credential_scope
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -87,9 +87,9 @@ class CostwiseCompletions(Completions):
     def _url(self) -> str:
         return f"{str(self._client.base_url).rstrip('/')}/chat/completions"
 
-    @cached_property
+    @property
     def _scope(self) -> str:
-        return client_scope(self._client.api_key, self._client.base_url)
+        return _scope_now(self)
 
     @override
     def parse(self, *, feature: str | None = None, **kwargs: Any) -> ParsedChatCompletion[Any]:
@@ -133,9 +133,9 @@ class AsyncCostwiseCompletions(AsyncCompletions):
     def _url(self) -> str:
         return f"{str(self._client.base_url).rstrip('/')}/chat/completions"
 
-    @cached_property
+    @property
     def _scope(self) -> str:
-        return client_scope(self._client.api_key, self._client.base_url)
+        return _scope_now(self)
 
     @overload  # type: ignore[override]  # adds costwise's keywords to the SDK's overloads
     async def create(self, **kwargs: Unpack[CreateKwargs]) -> ChatCompletion: ...
@@ -202,3 +202,21 @@ class AsyncCostwiseChat(AsyncChat):
     @override
     def completions(self) -> AsyncCostwiseCompletions:
         return AsyncCostwiseCompletions(self._client)
+
+
+def _scope_now(resource: Any) -> str:
+    """The client's cache scope now (``""``: none, see `credential_scope`), recomputed only
+    when its API key, base URL or workload identity changed (they can be reassigned)."""
+    client = resource._client
+    state = (client.api_key, client.base_url, getattr(client, "workload_identity", None))
+    cached = resource.__dict__.get("_scope_cache")
+    if (
+        cached is not None
+        and cached[0][0] == state[0]
+        and cached[0][1] is state[1]
+        and cached[0][2] is state[2]
+    ):
+        return cached[1]  # type: ignore[no-any-return]
+    scope = credential_scope(client) or ""
+    resource.__dict__["_scope_cache"] = (state, scope)
+    return scope

@@ -47,18 +47,16 @@ class AnswerCache:
         ``None`` when the client has no `ResponseCache`, or when the batcher's requests are
         not repeatable (sampled answers are never reused, as in the response cache).
         """
-        from .._call import client_scope
+        from .._call import credential_scope
         from ..cache._serving import repeatable
         from ..strategies import ResponseCache
 
         cache = next((s for s in client._costwise.pipeline if isinstance(s, ResponseCache)), None)
         if cache is None or not repeatable(create_kwargs, always=cache.always):
             return None
-        base = (
-            cache.scope
-            if cache.scope is not None
-            else client_scope(client.api_key, client.base_url)
-        )
+        base = cache.scope if cache.scope is not None else credential_scope(client)
+        if base is None:  # nothing keeps this client's tenants apart (see ResponseCache)
+            return None
         digest = hashlib.blake2b(digest_size=16, person=b"costwise-batch")
         digest.update(base.encode())
         return cls(cache, digest.hexdigest())

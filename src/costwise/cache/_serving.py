@@ -27,7 +27,16 @@ from ._parsed import as_parsed, parse_cacheable
 if TYPE_CHECKING:
     from .._call import Call
 
-__all__ = ["cacheable", "read_entry", "repeatable", "reusable", "serve", "when_complete"]
+__all__ = [
+    "cacheable",
+    "finished",
+    "fits",
+    "read_entry",
+    "repeatable",
+    "reusable",
+    "serve",
+    "when_complete",
+]
 
 _REUSABLE = frozenset({"stop", "tool_calls", "function_call"})
 T = TypeVar("T")
@@ -111,6 +120,19 @@ def reusable(completion: ChatCompletion, *, allow_truncated: bool = False) -> bo
     return True
 
 
+def fits(call: Call, completion: ChatCompletion, *, has_usage: bool = True) -> bool:
+    """Whether a stored answer can be served in the shape this call expects from upstream.
+
+    Not an entry recorded from a stream without ``include_usage`` (`has_usage` false) to a
+    plain call or a stream asking for usage: upstream always sends usage there, and code
+    reads it. Not to a stream asking for ``logprobs``: a replay carries none. Such a call
+    is a miss; its answer then replaces the entry.
+    """
+    if not has_usage and (not call.stream or asks_usage(call.kwargs)):
+        return False
+    return not (call.stream and call.kwargs.get("logprobs"))
+
+
 def serve(call: Call, completion: ChatCompletion) -> Any:
     """The hit as the caller asked for it: the completion, a real stream replaying it, or
     for ``parse`` the parsed completion.
@@ -130,6 +152,19 @@ def serve(call: Call, completion: ChatCompletion) -> Any:
     return response
 
 
+def finished(chunks: list[Any]) -> bool:
+    """Whether every choice of a stream got its ``finish_reason``: a stream that just stops
+    (a proxy cut, a crashed server) ends without error but with a partial answer."""
+    seen: set[int] = set()
+    done: set[int] = set()
+    for chunk in chunks:
+        for choice in getattr(chunk, "choices", None) or ():
+            seen.add(choice.index)
+            if choice.finish_reason is not None:
+                done.add(choice.index)
+    return bool(seen) and seen == done
+
+
 def when_complete(
     response: Any, store: Callable[[ChatCompletion], None], *, blocking: bool = False
 ) -> None:
@@ -145,7 +180,7 @@ def when_complete(
     elif isinstance(response, CostwiseStream | AsyncCostwiseStream):
 
         def done(chunks: list[Any], completed: bool) -> None:
-            if completed:
+            if completed and finished(chunks):
                 completion = assemble(chunks)
                 if completion is None:
                     return

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from ..cache._parsed import parse_key_kwargs
 from ..cache._scope import scope_of
 from ..cache._serving import (
     cacheable,
+    fits,
     read_entry,
     repeatable,
     reusable,
@@ -39,6 +41,27 @@ logger = logging.getLogger("costwise")
 
 # What a parsed completion adds to the API's JSON (rebuilt on every hit instead).
 _PARSED: Any = {"choices": {"__all__": {"message": {"parsed"}}}}
+
+
+# An entry recorded from a stream sent without ``include_usage`` has no usage, though the
+# same request sent plain is always answered with one: stored with this mark (the JSON
+# stays one object), it is served only to streams that ask no usage (see `fits`).
+_WITHOUT_USAGE_MARK = b'{"x_costwise_streamed_without_usage":true,'
+_WITHOUT_USAGE: dict[int, weakref.ref[ChatCompletion]] = {}  # models are not hashable
+
+
+def _decode(raw: bytes) -> ChatCompletion:
+    if raw.startswith(_WITHOUT_USAGE_MARK):
+        completion = ChatCompletion.model_validate_json(b"{" + raw[len(_WITHOUT_USAGE_MARK) :])
+        key = id(completion)
+        _WITHOUT_USAGE[key] = weakref.ref(completion, lambda _ref: _WITHOUT_USAGE.pop(key, None))
+        return completion
+    return ChatCompletion.model_validate_json(raw)
+
+
+def _streamed_without_usage(completion: ChatCompletion) -> bool:
+    ref = _WITHOUT_USAGE.get(id(completion))
+    return ref is not None and ref() is completion
 
 
 def _warn(message: str) -> None:
@@ -110,6 +133,7 @@ class ResponseCache:
         self.scope = scope
         self.always = always
         self.store_truncated = store_truncated
+        self._warned_unscoped = False
         self._meter: Meter | None = None
 
     def bind(self, meter: Meter) -> None:
@@ -154,13 +178,16 @@ class ResponseCache:
         """
         if not repeatable(kwargs, always=self.always):
             return None
+        scope = scope if self.scope is None else self.scope
+        if not scope:
+            return None  # no scope to keep tenants apart: the pipeline bypasses it, warned
         try:
-            key = request_key(kwargs, scope if self.scope is None else self.scope)
+            key = request_key(kwargs, scope)
         except UncacheableRequest as exc:
             logger.debug("cache bypass: %s", exc)
             return None
         hit = self._lookup(key)
-        if hit is None:
+        if hit is None or _streamed_without_usage(hit):  # a plain call gets usage upstream
             return Express(key)
         messages = kwargs.get("messages", ())
         model = str(kwargs.get("model", ""))
@@ -203,6 +230,15 @@ class ResponseCache:
             return None
         kwargs = call.kwargs if call.method == "create" else parse_key_kwargs(call.kwargs)
         scope = scope_of(call, client=self.scope)
+        if scope is None:
+            if not self._warned_unscoped:
+                self._warned_unscoped = True
+                _warn(
+                    "response cache bypassed: the client's API key is not a fixed string (a "
+                    "callable, workload identity or a provider), so nothing keeps its tenants "
+                    "apart; set ResponseCache(scope=...) or pass cache_scope= to cache"
+                )
+            return None
         try:
             return request_key(kwargs, scope)
         except UncacheableRequest as exc:
@@ -210,10 +246,12 @@ class ResponseCache:
             return None
 
     def _lookup(self, key: str) -> ChatCompletion | None:
-        return read_entry(self.store, key, ChatCompletion.model_validate_json, "response cache")
+        return read_entry(self.store, key, _decode, "response cache")
 
     def _serve(self, call: Call, key: str, completion: ChatCompletion) -> Any:
         """The hit as the caller asked for it, or ``None`` if the entry cannot give it."""
+        if not fits(call, completion, has_usage=not _streamed_without_usage(completion)):
+            return None
         try:
             response = serve(call, completion)
         except ValueError as exc:  # a parse hit whose JSON no longer fits the caller's class
@@ -247,13 +285,16 @@ class ResponseCache:
         ttl = call.options.get("cache_ttl", self.ttl) if call.options else self.ttl
         if ttl is not None and ttl <= 0:
             return
+        streamed = not isinstance(response, ChatCompletion)
         when_complete(
             response,
-            lambda completion: self._write(key, completion, ttl),
+            lambda completion: self._write(key, completion, ttl, streamed=streamed),
             blocking=self._writes_block,
         )
 
-    def _write(self, key: str, completion: ChatCompletion, ttl: float | None) -> None:
+    def _write(
+        self, key: str, completion: ChatCompletion, ttl: float | None, *, streamed: bool = False
+    ) -> None:
         if not reusable(completion, allow_truncated=self.store_truncated):
             logger.debug("cache: answer not stored (not reusable)")
             return
@@ -263,6 +304,8 @@ class ResponseCache:
             value = completion.model_dump_json(exclude=_PARSED, warnings=False).encode()
         else:
             value = completion.model_dump_json().encode()
+        if streamed and completion.usage is None:
+            value = _WITHOUT_USAGE_MARK + value[1:]  # served only to streams that ask none
         try:
             self.store.set(key, value, ttl=ttl)
         except Exception as exc:

@@ -227,8 +227,12 @@ class SemanticCache:
         context = dict(kwargs)
         context["messages"] = [*messages[:-1], {**last, "content": _PLACEHOLDER}]
         context["\x00embedder"] = self.embedder.name
+        scope = scope_of(call, client=self.scope)
+        if scope is None:  # nothing keeps this client's tenants apart (see ResponseCache)
+            logger.debug("semantic cache bypass: no cache scope for this client")
+            return None
         try:
-            return request_key(context, scope_of(call, client=self.scope)), question
+            return request_key(context, scope), question
         except UncacheableRequest as exc:
             logger.debug("semantic cache bypass: %s", exc)
             return None
