@@ -212,3 +212,90 @@ def test_usage_no_call_could_have_is_estimated_not_recorded(strategies: list[Any
             client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
         (entry,) = client.ledger.entries()
     assert entry.estimated and 0 < entry.prompt_tokens < 100 and entry.cost_nanos is not None
+
+
+@pytest.mark.parametrize(
+    "strategies", [[], [ModelOverride("gpt-4o-mini")]], ids=["direct", "pipeline"]
+)
+def test_a_call_the_sdk_refuses_before_sending_is_not_an_attempt(strategies: list[Any]) -> None:
+    """Arguments the SDK rejects raise before any request: no upstream attempt, no entry."""
+    provider = FakeProvider()
+    http = httpx2.Client(transport=httpx2.MockTransport(provider))
+    with CostwiseClient(http_client=http, **_options(strategies)) as client:
+        with pytest.raises(TypeError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, bogus_kw=1)  # type: ignore[call-overload]
+        assert provider.calls() == [] and list(client.ledger.entries()) == []
+
+
+def test_a_truncated_parse_answer_is_recorded_with_what_it_cost() -> None:
+    """``parse`` raises `LengthFinishReasonError` for an answer cut by the limit, after the
+    provider billed it: the entry carries that answer's usage, priced."""
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+
+    provider = FakeProvider().script(
+        Reply('{"name": "Par', model="gpt-4o-mini", usage=(40, 16), finish_reason="length")
+    )
+    http = httpx2.Client(transport=httpx2.MockTransport(provider))
+    with CostwiseClient(http_client=http, **_options([])) as client:
+        with pytest.raises(openai.LengthFinishReasonError):
+            client.chat.completions.parse(model="gpt-4o-mini", messages=MSGS, response_format=City)
+        (entry,) = client.ledger.entries()
+    assert entry.status == "LengthFinishReasonError" and entry.final
+    assert (entry.prompt_tokens, entry.completion_tokens) == (40, 16) and entry.cost_nanos
+
+
+def test_a_stream_opening_with_an_anonymous_chunk_is_priced_at_its_model() -> None:
+    """Azure opens a stream with a chunk naming no model (only content-filter results):
+    the entry is priced at the model the other chunks name, from the usage chunk."""
+    provider = FakeProvider()
+
+    def azure(request: httpx2.Request) -> httpx2.Response:
+        response = provider(request)
+        filters = [{"prompt_index": 0, "content_filter_results": {}}]
+        first = {"id": "", "object": "", "created": 0, "model": "", "choices": []}
+        first["prompt_filter_results"] = filters
+        body = b"data: " + json.dumps(first).encode() + b"\n\n" + response.read()
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    http = httpx2.Client(transport=httpx2.MockTransport(azure))
+    with CostwiseClient(http_client=http, **_options([])) as client:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MSGS,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage = [c.usage for c in stream if c.usage][-1]
+        (entry,) = client.ledger.entries()
+    assert entry.model.startswith("gpt-4o-mini") and not entry.estimated
+    assert entry.prompt_tokens == usage.prompt_tokens and entry.cost_nanos
+
+
+def test_a_tool_call_streams_estimate_counts_its_arguments() -> None:
+    """Without ``include_usage`` a stream is estimated from its text: a tool call's name
+    and arguments are output tokens too."""
+    args = json.dumps({"city": "Paris", "days": 5, "units": "metric", "detail": "hourly " * 40})
+    provider = FakeProvider().script(
+        Reply(None, tool_calls=[{"name": "forecast", "arguments": args}])
+    )
+    http = httpx2.Client(transport=httpx2.MockTransport(provider))
+    with CostwiseClient(http_client=http, **_options([])) as client:
+        for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True):
+            pass
+        (entry,) = client.ledger.entries()
+    assert entry.estimated and entry.completion_tokens > 40
+
+
+def test_the_first_gpt_4o_snapshot_is_priced_at_its_own_price() -> None:
+    """gpt-4o-2024-05-13 kept its launch price ($5 / $15), not its family's."""
+    from decimal import Decimal
+
+    from costwise.pricing import PriceTable, Usage
+
+    table = PriceTable.default()
+    million = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
+    assert table.cost("gpt-4o-2024-05-13", million) == Decimal(20)
+    assert table.cost("gpt-4o-2024-08-06", million) == Decimal("12.5")

@@ -256,6 +256,36 @@ def test_a_background_response_is_recorded_once_it_has_finished() -> None:
     assert statuses == ["cancelled", "ok"]
 
 
+def test_a_raw_background_response_is_remembered_from_its_body() -> None:
+    """``with_raw_response`` and ``background=True``: the raw response is returned as the
+    SDK gives it (it raised AttributeError before), and recorded once seen finished."""
+    _, client = _clients(Upstream())
+    with costwise.feature("research"):
+        raw = client.responses.with_raw_response.create(
+            model="gpt-4o", input="A long task", background=True
+        )
+    started = raw.parse()
+    assert started.status == "queued" and list(client.ledger.entries()) == []
+    for _ in range(3):
+        client.responses.retrieve(started.id)
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.status, entry.completion_tokens) == ("research", "ok", 50)
+
+
+@pytest.mark.anyio
+async def test_async_raw_background_response_is_remembered_from_its_body() -> None:
+    _, client = _async_clients(Upstream())
+    with costwise.feature("research"):
+        raw = await client.responses.with_raw_response.create(
+            model="gpt-4o", input="A long task", background=True
+        )
+    started = raw.parse()
+    for _ in range(3):
+        await client.responses.retrieve(started.id)
+    (entry,) = client.ledger.entries()
+    assert (entry.feature, entry.status, entry.completion_tokens) == ("research", "ok", 50)
+
+
 def test_raw_responses_are_recorded_from_their_body() -> None:
     bare, client = _clients(Upstream())
     with costwise.feature("geo"):  # the SDK types with_raw_response without feature=

@@ -14,8 +14,10 @@ import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+import openai
 from openai import AsyncStream, Stream
 
 from ._call import Call, CallTrace
@@ -93,6 +95,34 @@ def _counts(usage: Any) -> _Counts | None:
         )
         return None
     return counts
+
+
+def _background_view(kwargs: dict[str, Any], resp: Any) -> Any:
+    """What `Meter.later` reads of a background response (its id, status, usage, model):
+    the response, or for a raw one (``with_raw_response``) its JSON body."""
+    if "extra_headers" not in kwargs or not raw_mode(kwargs["extra_headers"]):
+        return resp
+    body = _json_of_raw(resp) or {}
+    return SimpleNamespace(
+        id=body.get("id"),
+        status=body.get("status"),
+        usage=body.get("usage"),
+        model=body.get("model"),
+    )
+
+
+def _billed(exc: BaseException, model: str) -> tuple[_Counts | None, str]:
+    """The usage and model of an answer an error carries, or none.
+
+    ``parse`` raises `openai.LengthFinishReasonError` (and the content-filter twin) after
+    the provider answered, and billed, a completion; the error holds it. Other errors had
+    no answer: providers bill nothing for them.
+    """
+    completion = getattr(exc, "completion", None)
+    counts = _counts(getattr(completion, "usage", None)) if completion is not None else None
+    if counts is None:
+        return None, model
+    return counts, str(getattr(completion, "model", None) or model)
 
 
 def _counts_of(usage: Usage) -> _Counts:
@@ -262,7 +292,7 @@ class Meter:
                 if reported is None
                 else reported
             )
-            model = completion.model if completion is not None else call.model
+            model = (completion.model if completion is not None else "") or call.model
             status = "ok" if completed else "incomplete"
             call.trace.add(self._row(call, model, counts, started, status, estimated), key)
 
@@ -270,7 +300,8 @@ class Meter:
         return wrapped
 
     def _record_error(self, call: Call, exc: BaseException, started: float) -> None:
-        call.trace.add(self._row(call, call.model, None, started, type(exc).__name__))
+        counts, model = _billed(exc, call.model)
+        call.trace.add(self._row(call, model, counts, started, type(exc).__name__))
 
     # -- the terminal steps ---------------------------------------------------------------
 
@@ -279,7 +310,7 @@ class Meter:
         started = time.perf_counter()
         try:
             resp = sdk(**call.kwargs)
-        except Exception as exc:
+        except openai.OpenAIError as exc:  # nothing was sent for other errors
             self._record_error(call, exc, started)
             raise
         return self._record_response(call, resp, started)
@@ -289,7 +320,7 @@ class Meter:
         started = time.perf_counter()
         try:
             resp = await sdk(**call.kwargs)
-        except Exception as exc:
+        except openai.OpenAIError as exc:  # nothing was sent for other errors
             self._record_error(call, exc, started)
             raise
         return self._record_response(call, resp, started)
@@ -318,7 +349,7 @@ class Meter:
         ts, started = time.time(), time.perf_counter()
         try:
             resp = sdk(**kwargs)
-        except Exception as exc:
+        except openai.OpenAIError as exc:  # nothing was sent for other errors
             self._failed(feature, ts, kwargs, started, exc, api)
             raise
         self._direct_ok(feature, ts, kwargs, resp, started, messages, api)
@@ -337,7 +368,7 @@ class Meter:
         ts, started = time.time(), time.perf_counter()
         try:
             resp = await sdk(**kwargs)
-        except Exception as exc:
+        except openai.OpenAIError as exc:  # nothing was sent for other errors
             self._failed(feature, ts, kwargs, started, exc, api)
             raise
         self._direct_ok(feature, ts, kwargs, resp, started, messages, api)
@@ -423,7 +454,9 @@ class Meter:
         """Start a background call (a failure to start it is recorded as in `direct`) and
         remember it: `finished` records it when this client sees it done."""
         resp, (ts, _) = self._start(feature, kwargs, sdk, "responses")
-        self.later(feature, ts, kwargs.get("model") or "", resp, "responses")
+        self.later(
+            feature, ts, kwargs.get("model") or "", _background_view(kwargs, resp), "responses"
+        )
         return resp
 
     async def adirect_background(
@@ -431,7 +464,9 @@ class Meter:
     ) -> Any:
         """The async twin of `direct_background`."""
         resp, (ts, _) = await self._astart(feature, kwargs, sdk, "responses")
-        self.later(feature, ts, kwargs.get("model") or "", resp, "responses")
+        self.later(
+            feature, ts, kwargs.get("model") or "", _background_view(kwargs, resp), "responses"
+        )
         return resp
 
     # -- sending, for the paths that record later -------------------------------------------
@@ -443,7 +478,7 @@ class Meter:
         ts, t0 = time.time(), time.perf_counter()
         try:
             return sdk(**kwargs), (ts, t0)
-        except Exception as exc:
+        except openai.OpenAIError as exc:  # nothing was sent for other errors
             self._failed(feature, ts, kwargs, t0, exc, api)
             raise
 
@@ -458,7 +493,7 @@ class Meter:
         ts, t0 = time.time(), time.perf_counter()
         try:
             return await sdk(**kwargs), (ts, t0)
-        except Exception as exc:
+        except openai.OpenAIError as exc:  # nothing was sent for other errors
             self._failed(feature, ts, kwargs, t0, exc, api)
             raise
 
@@ -471,9 +506,13 @@ class Meter:
         exc: BaseException,
         api: str | None,
     ) -> None:
-        """The entry of a call that failed before an answer: no usage, its error class."""
+        """The entry of a call that failed: its error class, and no usage unless the error
+        carries the billed answer (``parse`` refusing a truncated one)."""
         model = kwargs.get("model") or ""
-        self._direct_row(feature, ts, model, model, None, started, type(exc).__name__, False, api)
+        counts, answered_by = _billed(exc, model)
+        self._direct_row(
+            feature, ts, model, answered_by, counts, started, type(exc).__name__, False, api
+        )
 
     def later(self, feature: str, ts: float, requested: str, resp: Any, api: str) -> None:
         """Remember a call the provider runs in the background; `finished` records it.
@@ -676,8 +715,18 @@ def _log(rows: list[list[Any]]) -> None:
 
 
 def _text_of(resp: Any) -> str:
+    """The text an answer's output tokens were spent on, for an estimate: the content, and
+    the names and arguments of its tool calls (billed as output like any text)."""
     try:
-        return "".join(c.message.content or "" for c in resp.choices)
+        parts = []
+        for choice in resp.choices:
+            message = choice.message
+            parts.append(message.content or "")
+            for tool_call in message.tool_calls or ():
+                function = getattr(tool_call, "function", None)
+                if function is not None:
+                    parts += (function.name or "", function.arguments or "")
+        return "".join(parts)
     except (AttributeError, TypeError):  # a Responses API response has its own text
         text = getattr(resp, "output_text", None)
         return text if isinstance(text, str) else ""

@@ -200,7 +200,9 @@ def assemble(chunks: list[ChatCompletionChunk]) -> ChatCompletion | None:
     """Rebuild the `ChatCompletion` a list of stream chunks adds up to (``None`` if empty)."""
     if not chunks:
         return None
-    first = chunks[0]
+    # the first chunk that names the answer: some providers (Azure) open with one that
+    # names nothing (empty id and model, only content-filter results)
+    first = next((c for c in chunks if c.id), chunks[0])
     choices: dict[int, dict[str, Any]] = {}
     usage = None
     for chunk in chunks:
@@ -248,7 +250,8 @@ def assemble(chunks: list[ChatCompletionChunk]) -> ChatCompletion | None:
         "id": first.id,
         "object": "chat.completion",
         "created": first.created,
-        "model": first.model,
+        # the last model a chunk names: some providers (Azure) send "" in the first one
+        "model": next((c.model for c in reversed(chunks) if c.model), first.model),
         "choices": [choices[i] for i in sorted(choices)],
     }
     if first.system_fingerprint is not None:
