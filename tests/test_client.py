@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import httpx2
 import openai
 import pydantic
@@ -423,6 +424,24 @@ class TestLedgerEntries:
         assert entry.status == "incomplete"
         assert entry.final
 
+    def test_a_dropped_stream_is_recorded_without_waiting_for_the_cycle_collector(
+        self,
+    ) -> None:
+        """Dropping the last reference is enough: nothing holds the stream in a cycle."""
+        import gc
+
+        client = fake_client(FakeProvider(), ledger=MemoryStore())
+        gc.disable()
+        try:
+            stream = client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
+            for _ in stream:
+                break
+            del stream
+            (entry,) = client.ledger.entries()  # a read meters what is queued first
+        finally:
+            gc.enable()
+        assert entry.status == "incomplete" and entry.final
+
     def test_unknown_model_warns_and_records_unknown_cost(self) -> None:
         """An unknown model is never a silent zero: a warning and cost None."""
         client = fake_client(FakeProvider(), ledger=MemoryStore())
@@ -523,3 +542,27 @@ def test_feature_keyword_wins_over_the_options_header() -> None:
     )
     assert plain.feature == "f" and dict(plain.options) == {} and plain.trace.feature == "f"
     client.close()
+
+
+@pytest.mark.anyio
+async def test_a_dropped_async_stream_is_recorded_without_the_cycle_collector() -> None:
+    """The async twin: dropping the last reference meters the stream, once."""
+    import gc
+
+    from costwise.testing import fake_async_client
+
+    client = fake_async_client(FakeProvider(), ledger=MemoryStore())
+    gc.disable()
+    try:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MSGS, stream=True
+        )
+        async for _ in stream:
+            break
+        del stream
+        for _ in range(3):  # the loop closes the abandoned `async for` iterator (asyncio does)
+            await anyio.sleep(0)
+        (entry,) = client.ledger.entries()
+    finally:
+        gc.enable()
+    assert entry.status == "incomplete" and entry.final

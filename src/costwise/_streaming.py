@@ -10,7 +10,12 @@ attempt from the callback; the response cache stores the assembled completion fr
 
 from __future__ import annotations
 
+import atexit
+import logging
+import os
+import queue
 import re
+import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
@@ -19,6 +24,8 @@ import httpx2
 from openai import AsyncStream, Stream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from typing_extensions import override
+
+from .ledger._ledger import BEFORE_FLUSH
 
 __all__ = [
     "AsyncCostwiseStream",
@@ -30,6 +37,8 @@ __all__ = [
 ]
 
 DoneCallback = Callable[[list[ChatCompletionChunk], bool], None]
+
+logger = logging.getLogger("costwise")
 
 
 class _Callbacks:
@@ -57,6 +66,92 @@ class _Callbacks:
             fn(self.chunks, completed)
 
 
+def _iterate(state: _Callbacks, source: Iterator[ChatCompletionChunk]) -> Iterator[Any]:
+    try:
+        for chunk in source:
+            state.chunks.append(chunk)
+            yield chunk
+    except BaseException:
+        state.finish(False)
+        raise
+    state.finish(True)
+
+
+async def _aiterate(state: _Callbacks, source: AsyncIterator[ChatCompletionChunk]) -> Any:
+    try:
+        async for chunk in source:
+            state.chunks.append(chunk)
+            yield chunk
+    except BaseException:
+        state.finish(False)
+        raise
+    state.finish(True)
+
+
+# -- streams nobody finished -------------------------------------------------------------------
+#
+# A stream nobody reads to the end nor closes is still metered once it is dropped. Not in its
+# finalizer itself: the garbage collector runs finalizers on whatever thread it interrupts,
+# possibly one holding a lock the metering needs (the tokenizer's, the ledger's). The
+# finalizer only puts the stream's state on a queue (SimpleQueue.put is safe there), and a
+# worker thread meters it; at exit, what is left is metered in place.
+
+_dropped: queue.SimpleQueue[_Callbacks | None] = queue.SimpleQueue()
+_worker_pid = -1
+_exiting = False
+
+
+def _finish_when_dropped(stream: object, state: _Callbacks) -> None:
+    global _worker_pid
+    weakref.finalize(stream, _finish_later, state)  # holds the state, never the stream
+    if _worker_pid != os.getpid():  # first stream of this process (or of a forked child)
+        _worker_pid = os.getpid()
+        threading.Thread(target=_finish_dropped, daemon=True, name="costwise-streams").start()
+        # Registered after weakref's own exit hook (the finalizer above made sure of it),
+        # so it runs first: finalizers called at exit then meter in place.
+        atexit.register(_at_exit)
+
+
+def _finish_later(state: _Callbacks) -> None:
+    if _exiting:
+        state.finish(False)
+    else:
+        _dropped.put(state)
+
+
+def _finish_dropped() -> None:
+    while (state := _dropped.get()) is not None:
+        _finish(state)
+
+
+def _finish(state: _Callbacks) -> None:
+    try:
+        state.finish(False)
+    except Exception:  # a callback failed: the others of other streams still run
+        logger.exception("costwise: metering a dropped stream failed")
+
+
+def meter_dropped() -> None:
+    """Meter, in this thread, the dropped streams still queued: every ledger read does it
+    first (`Ledger.flush`), so a report never misses a stream dropped just before it."""
+    while True:
+        try:
+            state = _dropped.get_nowait()
+        except queue.Empty:
+            return
+        if state is not None:
+            _finish(state)
+
+
+BEFORE_FLUSH.append(meter_dropped)
+
+
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+    meter_dropped()
+
+
 class CostwiseStream(Stream[ChatCompletionChunk]):
     """A sync stream of chunks that reports how it ended. Behaves like `openai.Stream`."""
 
@@ -72,26 +167,16 @@ class CostwiseStream(Stream[ChatCompletionChunk]):
         self._source = source
         self._close_source = close
         self._state = _Callbacks()
-        self._iterator = self._iterate()
-        # A stream nobody reads to the end nor closes still gets metered when it is collected
-        # (or at exit). The finalizer holds the state, never the stream, so it can fire.
-        weakref.finalize(self, self._state.finish, False)
+        # A function of the state, not a method: a generator holding the stream would keep
+        # it alive in a reference cycle, and an abandoned stream would wait for the cycle
+        # collector to be metered.
+        self._iterator = _iterate(self._state, source)
+        _finish_when_dropped(self, self._state)
 
     @property
     def ledger_key(self) -> object:
         """A stand-in for this stream that callbacks may hold without keeping it alive."""
         return self._state
-
-    def _iterate(self) -> Iterator[ChatCompletionChunk]:
-        state = self._state
-        try:
-            for chunk in self._source:
-                state.chunks.append(chunk)
-                yield chunk
-        except BaseException:
-            state.finish(False)
-            raise
-        state.finish(True)
 
     def add_done_callback(self, fn: DoneCallback) -> None:
         """Call ``fn(chunks, completed)`` once the stream ends, fails or is closed."""
@@ -131,24 +216,13 @@ class AsyncCostwiseStream(AsyncStream[ChatCompletionChunk]):
         self._source = source
         self._close_source = close
         self._state = _Callbacks()
-        self._iterator = self._iterate()
-        weakref.finalize(self, self._state.finish, False)  # see CostwiseStream
+        self._iterator = _aiterate(self._state, source)  # see CostwiseStream
+        _finish_when_dropped(self, self._state)
 
     @property
     def ledger_key(self) -> object:
         """A stand-in for this stream that callbacks may hold without keeping it alive."""
         return self._state
-
-    async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
-        state = self._state
-        try:
-            async for chunk in self._source:
-                state.chunks.append(chunk)
-                yield chunk
-        except BaseException:
-            state.finish(False)
-            raise
-        state.finish(True)
 
     def add_done_callback(self, fn: DoneCallback) -> None:
         """Call ``fn(chunks, completed)`` once the stream ends, fails or is closed."""

@@ -328,6 +328,8 @@ class Ledger:
 
     def flush(self) -> None:
         """Write pending entries to the store now (they are durable already)."""
+        for meter_pending in BEFORE_FLUSH:  # e.g. streams dropped unfinished, queued to meter
+            meter_pending()
         if self._journal is not None and (self._pending or self._rows or self._retired):
             self._flush_journal()
         elif self._pending:
@@ -505,6 +507,9 @@ def _release(journal: Journal, retired: list[Any]) -> None:
         journal.release()
 
 
+BEFORE_FLUSH: list[Callable[[], None]] = []
+"""Called at the start of every `Ledger.flush` (so before every read): work that ends in
+ledger entries and waits for a safe moment, such as metering dropped streams."""
 _DATA_ERRORS = (OverflowError, TypeError, ValueError)  # a refused value, not a store outage
 _RECOVER_EVERY = 30.0  # seconds between the flusher's looks for dead processes' journals
 _ledgers: weakref.WeakSet[Ledger] = weakref.WeakSet()
