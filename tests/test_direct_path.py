@@ -299,3 +299,25 @@ def test_the_first_gpt_4o_snapshot_is_priced_at_its_own_price() -> None:
     million = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
     assert table.cost("gpt-4o-2024-05-13", million) == Decimal(20)
     assert table.cost("gpt-4o-2024-08-06", million) == Decimal("12.5")
+
+
+@pytest.mark.parametrize(
+    "strategies", [[], [ModelOverride("gpt-4o-mini")]], ids=["direct", "pipeline"]
+)
+def test_a_strict_price_table_refuses_unknown_models_before_sending(strategies: list[Any]) -> None:
+    """``on_unknown="raise"``: a call to a model with no price raises before anything is
+    sent (nothing billed); an answer from an unexpected model is still recorded."""
+    from costwise.pricing import PriceTable
+
+    provider = FakeProvider().script(Reply("hi", model="mystery-snapshot"))
+    http = httpx2.Client(transport=httpx2.MockTransport(provider))
+    strict = PriceTable.default(on_unknown="raise")
+    with CostwiseClient(http_client=http, prices=strict, **_options(strategies)) as client:
+        with pytest.raises(costwise.UnknownModelError):
+            client.chat.completions.create(model="no-such-model", messages=MSGS)
+        assert provider.calls() == []
+        with pytest.warns(costwise.CostwiseWarning, match="mystery-snapshot"):
+            answer = client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+        assert answer.choices[0].message.content == "hi"
+        (entry,) = client.ledger.entries()
+    assert entry.model == "mystery-snapshot" and entry.cost_nanos is None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._call import Call, CallTrace, Method, new_call
 from ._compat import OPTIONS_HEADER, raw_mode
-from ._exceptions import ConfigurationError, StrategyError
+from ._exceptions import ConfigurationError, StrategyError, UnknownModelError
 from ._feature import UNTAGGED, current_feature, validate_feature
 from ._meter import Meter
 from ._pipeline import Express, Pipeline, arun, run
@@ -275,6 +275,9 @@ class Config:
         if model is not None and not isinstance(model, str):
             msg = f"model must be a string, got {type(model).__name__}"
             raise TypeError(msg)
+        prices = self.meter.prices
+        if model and prices.on_unknown == "raise" and prices.lookup(model) is None:
+            raise UnknownModelError(model)  # before anything is sent, so nothing is billed
         if tag is None:
             return current_feature() or self.default_feature or UNTAGGED
         return validate_feature(tag)

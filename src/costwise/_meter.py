@@ -22,7 +22,7 @@ from openai import AsyncStream, Stream
 
 from ._call import Call, CallTrace
 from ._compat import raw_mode
-from ._exceptions import CostwiseWarning
+from ._exceptions import CostwiseWarning, UnknownModelError
 from ._ids import new_id
 from ._streaming import AsyncCostwiseStream, CostwiseStream, asks_usage, assemble
 from .ledger import Ledger
@@ -205,7 +205,7 @@ class Meter:
             cost_nanos: int | None = 0
             counts = _NO_USAGE
         else:
-            cost_nanos = self.prices._nanos(model, counts[0], counts[1], counts[2], counts[3])
+            cost_nanos = self._nanos(model, counts[0], counts[1], counts[2], counts[3])
         return [
             new_id(),
             call_id,
@@ -227,6 +227,24 @@ class Meter:
             None,  # reason
             None,  # detail
         ]
+
+    def _nanos(
+        self, model: str, prompt: int, completion: int, cached: int, written: int
+    ) -> int | None:
+        """The cost of counts at `model`; ``None`` when it has no price. Never raises: the
+        answer was billed, and an entry with an unknown cost beats none. A table that
+        refuses unknown models refused the call before it was sent (`Config`); an answer
+        from another model it does not know is recorded, with a warning."""
+        try:
+            return self.prices._nanos(model, prompt, completion, cached, written)
+        except UnknownModelError:
+            warnings.warn(
+                f"the answer came from {model!r}, which has no price: its cost is recorded "
+                f"as unknown",
+                CostwiseWarning,
+                stacklevel=2,
+            )
+            return None
 
     def _estimate(self, messages: Any, model: str, completion_text: str) -> _Counts:
         return (
@@ -659,16 +677,14 @@ class Meter:
         row = _hit_row(new_id(), ts, feature, requested, completion)
         row[_STRATEGY] = strategy
         row[_FINAL] = True
-        row[_BASELINE] = self.prices._nanos(
-            requested, row[_PROMPT], row[_COMPLETION], row[_CACHED], 0
-        )
+        row[_BASELINE] = self._nanos(requested, row[_PROMPT], row[_COMPLETION], row[_CACHED], 0)
         self.ledger._record_rows([row])
         if logger.isEnabledFor(logging.DEBUG):
             _log([row])
 
     def _baseline(self, trace: CallTrace, row: list[Any]) -> int | None:
         """What the final answer's tokens cost at the model the caller wrote."""
-        return self.prices._nanos(
+        return self._nanos(
             trace.baseline_model,
             row[_PROMPT] + trace.baseline_extra_prompt_tokens,
             row[_COMPLETION],
