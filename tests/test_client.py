@@ -566,3 +566,26 @@ async def test_a_dropped_async_stream_is_recorded_without_the_cycle_collector() 
     finally:
         gc.enable()
     assert entry.status == "incomplete" and entry.final
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_a_strategy_raising_after_the_answer_loses_no_entry(stream: bool) -> None:
+    """A strategy that raises once upstream answered: the attempt is still one entry, the
+    call's final one (a stream's is written when the dropped stream is metered)."""
+
+    class Inspect:
+        name = "inspect"
+        streams = True
+
+        def flow(self, call: Any) -> Any:
+            yield call
+            msg = "strategy failed after upstream answered"
+            raise RuntimeError(msg)
+
+    provider = FakeProvider()
+    client = fake_client(provider, strategies=[Inspect()], ledger=MemoryStore())
+    extra: Any = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+    with pytest.raises(RuntimeError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MSGS, **extra)
+    (entry,) = client.ledger.entries()
+    assert len(provider.calls()) == 1 and entry.final and entry.baseline_nanos == 0

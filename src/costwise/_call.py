@@ -99,6 +99,9 @@ def credential_scope(client: Any) -> str | None:
     return client_scope(key, client.base_url, *auth_headers(client.default_headers))
 
 
+_FINAL_AT = 17  # a row's `final` (see `costwise.ledger.FIELDS`); its baseline stays 0
+
+
 class CallTrace:
     """What happened while answering one logical call; the ledger is written from it.
 
@@ -122,6 +125,7 @@ class CallTrace:
         "entries",
         "feature",
         "finished",
+        "has_final",
         "hit",
         "hit_by",
         "looked_up",
@@ -146,6 +150,7 @@ class CallTrace:
         self.url = url
         self.client_scope = client_scope
         self.finished = False
+        self.has_final = False  # whether the entry closing the call was written
         self._by_response: dict[int, int] = {}
         self._lock = threading.Lock()
 
@@ -178,12 +183,22 @@ class CallTrace:
                     raise TypeError(msg)
                 row[position] = value
 
-    def add(self, entry: list[Any], response: object = None) -> None:
-        """Queue a ledger entry's row; `response` links it to the object returned upstream."""
+    def add(self, entry: list[Any], response: object = None) -> bool:
+        """Queue a ledger entry's row; `response` links it to the object returned upstream.
+
+        Returns ``False`` when the call has finished already (a stream that ended after a
+        strategy raised): the caller must write the row itself, or it is lost.
+        """
         with self._lock:
+            if self.finished:
+                if not self.has_final:  # nothing closed the call: this late entry does
+                    self.has_final = True
+                    entry[_FINAL_AT] = True
+                return False
             if response is not None:
                 self._by_response[id(response)] = len(self.entries)
             self.entries.append(entry)
+            return True
 
     def entry_for(self, response: object) -> int | None:
         """Index of the entry whose upstream attempt produced `response`, if any."""

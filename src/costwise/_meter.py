@@ -312,7 +312,9 @@ class Meter:
             )
             model = (completion.model if completion is not None else "") or call.model
             status = "ok" if completed else "incomplete"
-            call.trace.add(self._row(call, model, counts, started, status, estimated), key)
+            row = self._row(call, model, counts, started, status, estimated)
+            if not call.trace.add(row, key):  # the call ended (raised) before the stream did
+                self.ledger._record_rows([row])
 
         wrapped.add_done_callback(done)
         return wrapped
@@ -626,6 +628,7 @@ class Meter:
                 return
             trace.finished = True
             pending = list(trace.entries)
+            trace.has_final = bool(pending) or trace.hit is not None  # one is marked below
         if trace.hit is not None:
             pending.append(self._hit_row(trace))
             final: int | None = len(pending) - 1
