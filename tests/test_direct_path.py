@@ -321,3 +321,21 @@ def test_a_strict_price_table_refuses_unknown_models_before_sending(strategies: 
         assert answer.choices[0].message.content == "hi"
         (entry,) = client.ledger.entries()
     assert entry.model == "mystery-snapshot" and entry.cost_nanos is None
+
+
+def test_a_raw_streamed_chat_completion_is_estimated_with_one_warning() -> None:
+    """A raw stream is read by the caller's own code: its entry estimates the prompt only,
+    and the process is told so, once."""
+    from costwise import _meter
+
+    _meter._raw_streams_warned.clear()  # the warning is once per process
+    http = httpx2.Client(transport=httpx2.MockTransport(FakeProvider()))
+    with CostwiseClient(http_client=http, **_options([])) as client:
+        raw = client.chat.completions.with_raw_response.create
+        with pytest.warns(costwise.CostwiseWarning, match="prompt only"):
+            raw(model="gpt-4o-mini", messages=MSGS, stream=True).parse().close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            raw(model="gpt-4o-mini", messages=MSGS, stream=True).parse().close()
+        entries = list(client.ledger.entries())
+    assert len(entries) == 2 and all(e.estimated and e.completion_tokens == 0 for e in entries)

@@ -97,6 +97,23 @@ def _counts(usage: Any) -> _Counts | None:
     return counts
 
 
+_raw_streams_warned = threading.Event()
+
+
+def _raw_stream_seen() -> None:
+    """Warn once per process: a raw streamed response is read by the caller's own code, so
+    its entry can only estimate the prompt (its answer and usage chunk are never seen)."""
+    if not _raw_streams_warned.is_set():
+        _raw_streams_warned.set()
+        warnings.warn(
+            "a raw streamed chat completion (with_raw_response or with_streaming_response, "
+            "stream=True) is recorded with an estimate of its prompt only: costwise does not "
+            "see its answer. Iterate a plain stream=True response for exact usage",
+            CostwiseWarning,
+            stacklevel=6,
+        )
+
+
 def _background_view(kwargs: dict[str, Any], resp: Any) -> Any:
     """What `Meter.later` reads of a background response (its id, status, usage, model):
     the response, or for a raw one (``with_raw_response``) its JSON body."""
@@ -269,6 +286,8 @@ class Meter:
         """Queue the entry for a successful response; wrap streams so they meter on end."""
         trace = call.trace
         if call.raw:
+            if call.stream:
+                _raw_stream_seen()
             body = _json_of_raw(resp) if not call.stream else None
             reported = None if body is None else _counts(body.get("usage"))
             # a raw stream (or a body without usage): only the request side can be estimated
