@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -60,3 +62,19 @@ def table(rows: list[list[str]], head: list[str]) -> str:
 def emit(figures: dict[str, Any]) -> None:
     """Print the one-line JSON object of headline figures (always the last line)."""
     print(json.dumps(figures, sort_keys=True))
+
+
+def local_redis(why: str) -> Any:
+    """A started ``redis-server`` on a free loopback port (the tests' helper), or ``None``
+    after saying on stderr that it is not installed and what `why` then cannot measure.
+    Stop it with ``.stop()``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from redisserver import RedisServer, redis_binary  # type: ignore[import-not-found]
+
+    binary = redis_binary()
+    if binary is None:
+        print(f"redis-server is not installed: {why}", file=sys.stderr)
+        return None
+    server = RedisServer(binary)
+    server.start()
+    return server

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import emit, interleaved, summary, table
+from _common import emit, interleaved, local_redis, summary, table
 
 from costwise.ledger import SQLiteStore
 from costwise.testing import FakeProvider, bare_client, fake_client
@@ -47,16 +47,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store: Any = SQLiteStore(Path(tmp) / "ledger.sqlite")
         if args.ledger != "sqlite":
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
             from costwise.ledger import RedisStore
-            from redisserver import RedisServer, redis_binary  # type: ignore[import-not-found]
 
-            binary = redis_binary()
-            if binary is None:
-                print("redis-server is not installed: no Redis ledger to time", file=sys.stderr)
+            server = local_redis("no Redis ledger to time")
+            if server is None:
                 return 1
-            server = RedisServer(binary)
-            server.start()
             journal = Path(tmp) / "journal" if args.ledger == "redis" else None
             store = RedisStore(server.url, spool=Path(tmp) / "spool.sqlite", journal=journal)
         bare = bare_client(provider)

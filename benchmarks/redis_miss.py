@@ -24,14 +24,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _common import emit, interleaved, summary, table
+from _common import emit, interleaved, local_redis, summary, table
 
 from costwise.cache import DiskCacheStore, RedisCacheStore
 from costwise.strategies import ResponseCache
 from costwise.testing import FakeProvider, bare_client, fake_client
-from redisserver import RedisServer, redis_binary  # type: ignore[import-not-found]
 
 
 def main() -> int:
@@ -39,12 +37,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1500, help="timed calls per client")
     parser.add_argument("--write-through", action="store_true", help="flush_interval=0")
     args = parser.parse_args()
-    binary = redis_binary()
-    if binary is None:
-        print("redis-server is not installed: nothing to measure", file=sys.stderr)
+    server = local_redis("nothing to measure")
+    if server is None:
         return 1
-    server = RedisServer(binary)
-    server.start()
     counter = itertools.count()
 
     def question() -> Any:

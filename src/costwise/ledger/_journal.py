@@ -236,19 +236,17 @@ def read_orphans(directory: Path) -> Iterator[tuple[Path, int, list[LedgerEntry]
     if not directory.is_dir():
         return
     for path in sorted(directory.iterdir()):
-        if path.suffix == _FRESH:  # never renamed, so never written to: delete it if dead
-            _drop_if_unlocked(path)
+        if path.suffix != _SUFFIX and path.suffix not in (*_LEGACY, _FRESH):
             continue
-        if path.suffix != _SUFFIX and path.suffix not in _LEGACY:
+        fd = _lock_if_dead(path)
+        if fd is None:
             continue
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)  # a live process owns it
+        if path.suffix == _FRESH:  # never renamed, so never written to
+            # Unlocked for the microseconds between its creation and its owner's flock:
+            # only one that old was left by a process that died making it.
+            if time.time() - os.fstat(fd).st_mtime > 60:
+                path.unlink(missing_ok=True)
+            os.close(fd)
             continue
         with open(fd, "rb", closefd=False) as fh:
             data = fh.read()
@@ -259,18 +257,16 @@ def read_orphans(directory: Path) -> Iterator[tuple[Path, int, list[LedgerEntry]
         yield path, fd, entries, complete
 
 
-def _drop_if_unlocked(path: Path) -> None:
+def _lock_if_dead(path: Path) -> int | None:
+    """A descriptor of `path` holding its lock, or ``None`` if a live process holds it (or
+    it is gone)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        # Unlocked for the microseconds between its creation and its owner's flock: only
-        # one that old was left by a process that died making it.
-        if time.time() - os.fstat(fd).st_mtime > 60:
-            path.unlink(missing_ok=True)
     except OSError:
-        pass  # locked: being made by a live process right now
-    finally:
-        os.close(fd)
+        os.close(fd)  # a live process owns it
+        return None
+    return fd
