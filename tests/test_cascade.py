@@ -207,3 +207,44 @@ async def test_router_before_cascade_picks_the_starting_tier(mode: str) -> None:
     entries = list(store.entries())
     assert [e.tier for e in entries] == [1, 0]
     assert entries[0].strategy == "router+cascade"
+
+
+# -- found in review ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_retry_policy_without_reraise_still_escalates(mode: str) -> None:
+    """A user's tenacity policy without ``reraise=True``: its RetryError would wrap the SDK
+    error and stop the escalation; the cascade retries, then escalates as usual."""
+    policy = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(2),
+        retry=tenacity.retry_if_exception_type(openai.RateLimitError),
+    )
+    provider = FakeProvider().script(Error(429), Error(429), model=CHEAP)
+    result, store = await make(mode, provider, Cascade([CHEAP, STRONG], retry=policy))
+    assert models(provider) == [CHEAP, CHEAP, STRONG]
+    assert result.model.startswith(STRONG)
+    assert [e.status for e in store.entries()] == ["RateLimitError", "RateLimitError", "ok"]
+
+
+@pytest.mark.anyio
+async def test_the_budget_counts_what_a_checks_side_calls_spent(mode: str) -> None:
+    """``max_budget_usd`` adds up every entry of the call so far, a judge's too: a judge
+    that spent the budget stops the escalation."""
+    from costwise.strategies.checks import llm_judge
+
+    def reply(body: dict[str, Any]) -> str:
+        return "2" if body["model"] == "gpt-4" else "answer 391"  # the judge rejects
+
+    provider = FakeProvider(reply=reply)
+    long_question = [{"role": "user", "content": "What is 17*23? " + "context " * 2000}]
+    cascade = Cascade([CHEAP, STRONG], check=llm_judge("gpt-4"), max_budget_usd="0.01")
+    store = MemoryStore()
+    if mode == "sync":
+        client: Any = fake_client(provider, strategies=[cascade], ledger=store)
+        client.chat.completions.create(model=STRONG, messages=long_question, max_tokens=100)
+    else:
+        aclient: Any = fake_async_client(provider, strategies=[cascade], ledger=store)
+        await aclient.chat.completions.create(model=STRONG, messages=long_question, max_tokens=100)
+    # tier 0 ($0.0003) and its judge ($0.0167) spent more than the budget: no next tier
+    assert models(provider) == [CHEAP, "gpt-4"]

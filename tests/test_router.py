@@ -19,6 +19,12 @@ PRICES = PriceTable.default().extend(
     {
         "tiny-window": {"input": "0.01", "output": "0.02", "context_window": 60},
         "no-tools": {"input": "0.01", "output": "0.02", "context_window": 100000},
+        "small-tools": {
+            "input": "0.01",
+            "output": "0.02",
+            "context_window": 400,
+            "capabilities": ["tools"],
+        },
     }
 )
 
@@ -176,3 +182,29 @@ def test_required_capabilities() -> None:
     }
     assert required_capabilities(kwargs) == {"tools", "json_schema", "vision"}
     assert required_capabilities({"messages": []}) == frozenset()
+
+
+@pytest.mark.anyio
+async def test_tool_definitions_count_toward_the_context_window(mode: str) -> None:
+    """Tool definitions are sent and billed as prompt: a model whose window cannot hold
+    them with the messages is never chosen."""
+    provider = FakeProvider()
+
+    def tools(words: int) -> list[Any]:
+        function = {"name": "f", "description": "word " * words, "parameters": {"type": "object"}}
+        return [{"type": "function", "function": function}]
+
+    await make(mode, provider, Router({"chat": "small-tools"}), "hi", task="chat", tools=tools(5))
+    await make(mode, provider, Router({"chat": "small-tools"}), "hi", task="chat", tools=tools(900))
+    assert sent(provider) == ["small-tools", STRONG]
+
+
+def test_a_parse_response_format_class_needs_json_schema() -> None:
+    """``parse(response_format=Model)`` passes a class: it needs structured outputs too."""
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+
+    assert "json_schema" in required_capabilities({"response_format": City})
+    assert "json_schema" not in required_capabilities({"response_format": {"type": "text"}})

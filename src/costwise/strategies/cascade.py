@@ -75,6 +75,10 @@ def _default_retry(escalate_on: tuple[type[BaseException], ...]) -> tenacity.Ret
     )
 
 
+_COST = 15  # a ledger row's cost_nanos (see `costwise.ledger.FIELDS`)
+_NANOS_PER_USD = Decimal(10**9)
+
+
 class Cascade:
     """Call the cheapest tier first; return its answer if it passes the check, else escalate.
 
@@ -206,7 +210,6 @@ class Cascade:
             return (yield call)  # documented: streams skip the cascade unless buffered
         base = call.replace(stream=REMOVE, stream_options=REMOVE) if buffered else call
         budget = _budget(call.option("max_budget_usd", self.max_budget_usd))
-        spent = Decimal(0)
         kept: Any = None  # the last answer we got (returned if every later tier fails)
         kept_reason: str | None = None
         last_error: BaseException | None = None
@@ -219,7 +222,9 @@ class Cascade:
                 continue
             if i > start and budget is not None:
                 estimate = self._estimate(base, tier.model, kept)
-                if estimate is not None and spent + estimate > budget:
+                # spent: every entry of this call so far, the checks' side calls (a judge,
+                # extra samples) as well as the tiers
+                if estimate is not None and self._spent(call) + estimate > budget:
                     logger.debug("cascade: budget stops escalation before tier %d", i)
                     call.trace.act(self.name, budget_stop=i)
                     if kept is not None:
@@ -233,7 +238,6 @@ class Cascade:
                 logger.debug("cascade: tier %d (%s) failed: %r", i, tier.model, exc)
                 last_error = exc
                 continue
-            spent += self._cost(tier.model, resp)
             if i == last:
                 final, checked = resp, False
                 break
@@ -287,7 +291,11 @@ class Cascade:
 
     def _send(self, attempt: Call) -> Flow:
         """One tier: send `attempt`, retried as the tenacity policy says."""
-        policy = self.retry.copy(sleep=_no_sleep) if attempt.is_async else self.retry
+        # reraise=True whatever the caller's policy says: tenacity's RetryError would wrap
+        # the SDK's error, escape `escalate_on`, and stop the escalation
+        policy = self.retry.copy(reraise=True)
+        if attempt.is_async:
+            policy = policy.copy(sleep=_no_sleep)
         resp: Any = None
         for state in policy:
             error: Exception | None = None
@@ -309,11 +317,12 @@ class Cascade:
             self._prices = PriceTable.default()
         return self._prices
 
-    def _cost(self, model: str, response: Any) -> Decimal:
-        usage = Usage.from_openai(getattr(response, "usage", None))
-        if usage is None:
-            return Decimal(0)
-        return self._table().cost(model, usage) or Decimal(0)
+    @staticmethod
+    def _spent(call: Call) -> Decimal:
+        """What this call has cost so far: its ledger entries' known costs."""
+        with call.trace._lock:
+            nanos = sum(row[_COST] or 0 for row in call.trace.entries)
+        return Decimal(nanos) / _NANOS_PER_USD
 
     def _estimate(self, call: Call, model: str, previous: Any) -> Decimal | None:
         """What the next tier will probably cost: counted prompt, expected output."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -219,8 +220,8 @@ def required_capabilities(kwargs: Mapping[str, Any]) -> frozenset[str]:
     if kwargs.get("tools") or kwargs.get("functions"):
         needed.add("tools")
     fmt = kwargs.get("response_format")
-    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
-        needed.add("json_schema")
+    if (isinstance(fmt, Mapping) and fmt.get("type") == "json_schema") or isinstance(fmt, type):
+        needed.add("json_schema")  # a class: what `parse()` turns into a JSON schema
     for message in kwargs.get("messages") or ():
         content = message.get("content") if isinstance(message, Mapping) else None
         if isinstance(content, list) and any(
@@ -400,8 +401,11 @@ class Router:
             return False
         if price.context_window is None:
             return True
+        # Tool definitions are sent, and billed, as part of the prompt.
+        tools = kwargs.get("tools") or kwargs.get("functions")
+        tool_text = json.dumps(tools, default=str) if tools else ""
         # A token is at least one byte, so a short prompt fits without being tokenized.
-        size = sum(len(str(m).encode()) for m in call.messages)
+        size = sum(len(str(m).encode()) for m in call.messages) + len(tool_text.encode())
         if size + output <= price.context_window:
             return True
         if self._tokenizer is None:
@@ -409,4 +413,6 @@ class Router:
 
             self._tokenizer = default_tokenizer()
         prompt = self._tokenizer.count_messages(call.messages, model)
+        if tool_text:
+            prompt += self._tokenizer.count(tool_text, model)
         return prompt + output <= price.context_window
