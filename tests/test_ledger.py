@@ -793,3 +793,52 @@ def test_a_store_that_cannot_take_a_replay_does_not_stop_the_ledger_starting(
     ledger._recover()  # what the flusher does every half minute
     assert [e.id for e in ledger.entries()] == [entry(1).id] and not orphan.exists()
     ledger.close()
+
+
+def test_an_entry_in_the_last_millisecond_of_a_day_counts_in_that_day(tmp_path: Path) -> None:
+    """SQLite rounds a time to the millisecond before taking its day; the ledger takes the
+    day from the time rounded down, as every other store does: by day, by range and for
+    budgets, an entry just before midnight is in its own day, once. A ledger whose daily
+    totals were kept the earlier way is recounted when opened."""
+    import dataclasses
+
+    midnight = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    late = [dataclasses.replace(entry(1, ts=midnight - 0.0004), cost_nanos=1000)]
+    early = [dataclasses.replace(entry(2, ts=midnight + 10), cost_nanos=10)]
+    path = tmp_path / "m.sqlite"
+    stores: list[Any] = [MemoryStore(), SQLiteStore(path)]
+    for store in stores:
+        store.write([*late, *early])
+    for store in stores:
+        by_day = [(r.key, r.calls) for r in store.aggregate(by="day")]
+        assert by_day == [("2025-12-31", 1), ("2026-01-01", 1)], store
+        day = store.aggregate(since=midnight, until=midnight + 86400)
+        assert [r.cost_nanos for r in day] == [10], store
+        spanning = store.aggregate(since=midnight - 3600, until=midnight + 86400)
+        assert sum(r.cost_nanos for r in spanning) == 1010, store
+        assert store.spent_nanos(since=midnight) == 10, store
+
+    # the totals an earlier version kept: the late entry under the next day
+    from costwise.ledger import _sqlite
+
+    old_day = "strftime('%Y-%m-%d', ts, 'unixepoch')"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP TRIGGER ledger_daily_insert")
+        conn.execute(
+            "CREATE TRIGGER ledger_daily_insert AFTER INSERT ON ledger BEGIN "
+            "SELECT strftime('%Y-%m-%d', NEW.ts, 'unixepoch'); END"
+        )
+        conn.execute("DELETE FROM ledger_daily")
+        conn.execute(
+            _sqlite._DAILY_BACKFILL.replace("date(CAST(ts AS INTEGER), 'unixepoch')", old_day)
+        )
+    stale = conn.execute("SELECT day, calls FROM ledger_daily ORDER BY day").fetchall()
+    conn.close()
+    assert stale == [("2026-01-01", 2)]  # what the earlier version had
+    reopened = SQLiteStore(path)
+    assert [(r.key, r.calls) for r in reopened.aggregate(by="day")] == [
+        ("2025-12-31", 1),
+        ("2026-01-01", 1),
+    ]
+    assert reopened.spent_nanos(since=midnight) == 10

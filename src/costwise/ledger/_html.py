@@ -80,7 +80,7 @@ def _feature_days_sqlite(
         where.append("ts < ?")
         params.append(until)
     sql = (
-        "SELECT strftime('%Y-%m-%d', ts, 'unixepoch') AS d, feature, "
+        "SELECT date(CAST(ts AS INTEGER), 'unixepoch') AS d, feature, "
         "SUM(COALESCE(cost_nanos, 0)) FROM ledger "
         f"{'WHERE ' + ' AND '.join(where) if where else ''} GROUP BY d, feature"
     )

@@ -47,13 +47,15 @@ def _insert_many(n: int) -> str:
     return _INSERT + "".join([", ", _VALUES] * (n - 1)) if n > 1 else _INSERT
 
 
+# A day is taken from the time rounded down to the second, as Python's gmtime does
+# (strftime(..., ts, 'unixepoch') would first round ts to the nearest millisecond).
 _KEY_SQL = {
     "feature": "feature",
     "model": "model",
     "requested_model": "requested_model",
     "status": "status",
-    "strategy": "COALESCE(strategy, 'none')",
-    "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+    "strategy": "COALESCE(NULLIF(strategy, ''), 'none')",
+    "day": "date(CAST(ts AS INTEGER), 'unixepoch')",
 }
 _AGG_SQL = """
     SELECT {key} AS k, SUM(final), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),
@@ -80,8 +82,8 @@ CREATE TABLE IF NOT EXISTS ledger_daily (
 _DAILY_TRIGGER = f"""
 CREATE TRIGGER IF NOT EXISTS ledger_daily_insert AFTER INSERT ON ledger BEGIN
     INSERT INTO ledger_daily VALUES (
-        strftime('%Y-%m-%d', NEW.ts, 'unixepoch'), NEW.feature, NEW.model,
-        NEW.requested_model, COALESCE(NEW.strategy, 'none'), NEW.status,
+        date(CAST(NEW.ts AS INTEGER), 'unixepoch'), NEW.feature, NEW.model,
+        NEW.requested_model, COALESCE(NULLIF(NEW.strategy, ''), 'none'), NEW.status,
         NEW.final, 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.cached_tokens,
         NEW.reasoning_tokens, COALESCE(NEW.cost_nanos, 0), COALESCE(NEW.baseline_nanos, 0),
         NEW.final AND NEW.kind = 'hit', NEW.final AND COALESCE(NEW.tier, 0) > 0,
@@ -91,8 +93,8 @@ END
 """
 _DAILY_BACKFILL = """
 INSERT INTO ledger_daily
-SELECT strftime('%Y-%m-%d', ts, 'unixepoch'), feature, model, requested_model,
-       COALESCE(strategy, 'none'), status,
+SELECT date(CAST(ts AS INTEGER), 'unixepoch'), feature, model, requested_model,
+       COALESCE(NULLIF(strategy, ''), 'none'), status,
        SUM(final), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens),
        SUM(reasoning_tokens), SUM(COALESCE(cost_nanos, 0)), SUM(COALESCE(baseline_nanos, 0)),
        SUM(final AND kind = 'hit'), SUM(final AND COALESCE(tier, 0) > 0), SUM(status != 'ok'),
@@ -244,6 +246,16 @@ class SQLiteStore:
                 f"this costwise reads version {_SCHEMA_VERSION}"
             )
             raise LedgerError(msg, path=str(self.path))
+        trigger = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'ledger_daily_insert'"
+        ).fetchone()
+        if "ledger_daily" in tables and (trigger is None or "strftime" in trigger[0]):
+            # Totals kept by an earlier version, which let SQLite round a time to the
+            # millisecond before taking its day: an entry in the last half millisecond of a
+            # day was filed under the next one. Recount them, once.
+            conn.execute("DROP TRIGGER IF EXISTS ledger_daily_insert")
+            conn.execute("DROP TABLE ledger_daily")
+            tables.discard("ledger_daily")
         if "ledger_daily" not in tables:
             # New ledgers, and a one-time backfill of ledgers made before the daily totals.
             conn.execute(_DAILY_TABLE)
