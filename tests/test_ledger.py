@@ -842,3 +842,29 @@ def test_an_entry_in_the_last_millisecond_of_a_day_counts_in_that_day(tmp_path: 
         ("2026-01-01", 1),
     ]
     assert reopened.spent_nanos(since=midnight) == 10
+
+
+def test_report_money_is_plain_decimal_and_unknown_costs_leave_savings_unknown(
+    tmp_path: Path,
+) -> None:
+    """$10 is ``10`` in dicts and the CLI (not ``1E+1``); a group with a call of unknown
+    cost has unknown savings, not the whole baseline saved."""
+    import dataclasses
+
+    from costwise.ledger._html import render_html
+
+    store = MemoryStore()
+    store.write([dataclasses.replace(entry(1), cost_nanos=10 * 10**9, baseline_nanos=10**11)])
+    (row,) = Ledger(store).report().to_dicts()
+    assert str(row["cost_usd"]) == "10" and str(row["baseline_usd"]) == "100"
+    assert str(row["saved_usd"]) == "90" and row["saved_pct"] == 90.0
+
+    unknown = MemoryStore()
+    unknown.write([dataclasses.replace(entry(2), cost_nanos=None, baseline_nanos=5 * 10**9)])
+    report = Ledger(unknown).report()
+    (row,) = report.to_dicts()
+    assert row["saved_usd"] is None and row["saved_pct"] is None
+    text = str(report)
+    assert "$0.0000*" in text and "100.0%" not in text and "?" in text
+    page = render_html(unknown)
+    assert "$0.00*" in page and "100.0%" not in page

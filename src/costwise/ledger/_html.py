@@ -360,12 +360,13 @@ def _top_features(rows: Sequence[ReportRow], colors: dict[str, str], limit: int 
         spend_w = 100 * r.cost_nanos / peak
         base_w = 100 * max(r.baseline_nanos, r.cost_nanos) / peak
         color = colors.get(r.key, _PALETTE[-1])
+        saved = "?" if r.unknown_cost else _pct(r.baseline_nanos - r.cost_nanos, r.baseline_nanos)
         out.append(
             f'<div class="barrow"><div class="name" title="{_esc(r.key)}">{_esc(r.key)}</div>'
             f'<div class="track"><div class="ghost" style="width:{base_w:.2f}%"></div>'
             f'<div class="fill" style="width:{spend_w:.2f}%;background:{color}"></div></div>'
-            f'<div class="num">{_usd(r.cost_nanos)}<small> of {_usd(r.baseline_nanos)} · '
-            f"saved {_pct(r.baseline_nanos - r.cost_nanos, r.baseline_nanos)}</small></div></div>"
+            f'<div class="num">{_usd(r.cost_nanos)}{"*" if r.unknown_cost else ""}'
+            f"<small> of {_usd(r.baseline_nanos)} · saved {saved}</small></div></div>"
         )
     out.append("</div>")
     return "".join(out)
@@ -393,10 +394,10 @@ def _table(rows: Sequence[ReportRow]) -> str:
             f"{r.prompt_tokens:,}",
             f"{r.cached_tokens:,}",
             f"{r.completion_tokens:,}",
-            _usd(r.cost_nanos),
+            _usd(r.cost_nanos) + ("*" if r.unknown_cost else ""),
             _usd(r.baseline_nanos),
-            _usd(r.baseline_nanos - r.cost_nanos),
-            _pct(r.baseline_nanos - r.cost_nanos, r.baseline_nanos),
+            "?" if r.unknown_cost else _usd(r.baseline_nanos - r.cost_nanos),
+            "?" if r.unknown_cost else _pct(r.baseline_nanos - r.cost_nanos, r.baseline_nanos),
             _pct(r.hits, r.calls),
             _pct(r.escalations, r.calls),
         )
@@ -481,15 +482,23 @@ def render_html(
         period = f"{data.days[0]} → {data.days[-1]}" if len(data.days) > 1 else data.days[0]
     else:
         period = "no entries"
+    good = "good" if saved > 0 and not total.unknown_cost else ""
     kpis = [
-        ("Spend", _usd(total.cost_nanos), ""),
+        ("Spend", _usd(total.cost_nanos) + ("*" if total.unknown_cost else ""), ""),
         ("Baseline", _usd(total.baseline_nanos), ""),
-        ("Saved", _usd(saved), "good" if saved > 0 else ""),
-        ("Saved %", _pct(saved, total.baseline_nanos), "good" if saved > 0 else ""),
+        # with a cost unknown, what was saved is unknown too
+        ("Saved", "?" if total.unknown_cost else _usd(saved), good),
+        ("Saved %", "?" if total.unknown_cost else _pct(saved, total.baseline_nanos), good),
         ("Calls", f"{total.calls:,}", ""),
         ("Cache hit rate", _pct(total.hits, total.calls), ""),
         ("Escalated", _pct(total.escalations, total.calls), ""),
     ]
+    unknown_note = (
+        "* includes calls to models with no known price: not counted in spend, and what "
+        "they saved is unknown (?). "
+        if total.unknown_cost
+        else ""
+    )
     kpi_html = "".join(
         f'<div class="kpi {cls}"><div class="l">{_esc(label)}</div>'
         f'<div class="v">{_esc(v)}</div></div>'
@@ -515,7 +524,7 @@ split their saving equally.</p>
 <p class="hint">Coloured: actual spend. Grey: what the feature would have cost as written.</p>
 {_top_features(data.features, colors)}</section>
 <section class="card"><h2>All features</h2>{_table(data.features)}</section>
-<footer>Money is exact (integer nano-dollars summed, shown rounded). Made by costwise; this
-file needs no network.</footer>
+<footer>{unknown_note}Money is exact (integer nano-dollars summed, shown rounded). Made by
+costwise; this file needs no network.</footer>
 </main></body></html>
 """

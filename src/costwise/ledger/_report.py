@@ -18,7 +18,11 @@ _CENT = Decimal("0.0001")
 
 
 def _usd(nanos: int) -> Decimal:
-    return (nanos * _NANO).normalize() if nanos else Decimal(0)
+    """Exact USD without trailing zeros, and never in exponent form ($10, not 1E+1)."""
+    if not nanos:
+        return Decimal(0)
+    value = (nanos * _NANO).normalize()
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
 
 
 def _money(nanos: int) -> str:
@@ -72,8 +76,13 @@ class Report:
             "reasoning_tokens": row.reasoning_tokens,
             "cost_usd": cost,
             "baseline_usd": base,
-            "saved_usd": base - cost,
-            "saved_pct": (float(100 * (base - cost) / base) if row.baseline_nanos else None),
+            # with a cost unknown, what was saved is unknown too (not the whole baseline)
+            "saved_usd": None if row.unknown_cost else base - cost,
+            "saved_pct": (
+                float(100 * (base - cost) / base)
+                if row.baseline_nanos and not row.unknown_cost
+                else None
+            ),
             "hits": row.hits,
             "hit_rate": row.hits / row.calls if row.calls else None,
             "escalations": row.escalations,
@@ -115,8 +124,10 @@ class Report:
                     f"{r.completion_tokens:,}",
                     _money(r.cost_nanos) + ("*" if r.unknown_cost else ""),
                     _money(r.baseline_nanos),
-                    _money(r.baseline_nanos - r.cost_nanos),
-                    _pct(r.baseline_nanos - r.cost_nanos, r.baseline_nanos),
+                    "?" if r.unknown_cost else _money(r.baseline_nanos - r.cost_nanos),
+                    "?"
+                    if r.unknown_cost
+                    else _pct(r.baseline_nanos - r.cost_nanos, r.baseline_nanos),
                     _pct(r.hits, r.calls),
                     _pct(r.escalations, r.calls),
                 ]
@@ -133,5 +144,8 @@ class Report:
         rule = "  ".join("-" * w for w in widths)
         out = [line(head), rule, *(line(b) for b in body[:-1]), rule, line(body[-1])]
         if any(r.unknown_cost for r in self.rows):
-            out.append("* includes calls to models with no known price (not counted in spend)")
+            out.append(
+                "* includes calls to models with no known price (not counted in spend; "
+                "what they saved is unknown: ?)"
+            )
         return "\n".join(out)
