@@ -248,3 +248,16 @@ async def test_the_budget_counts_what_a_checks_side_calls_spent(mode: str) -> No
         await aclient.chat.completions.create(model=STRONG, messages=long_question, max_tokens=100)
     # tier 0 ($0.0003) and its judge ($0.0167) spent more than the budget: no next tier
     assert models(provider) == [CHEAP, "gpt-4"]
+
+
+@pytest.mark.anyio
+async def test_tiers_without_a_needed_capability_are_skipped(mode: str) -> None:
+    """A request for structured output skips a tier whose model has none (it would refuse
+    with a 400, which fails the call); one with tools only keeps it."""
+    schema = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+    provider = FakeProvider()
+    cascade = Cascade(["gpt-3.5-turbo", STRONG])
+    await make(mode, provider, cascade, response_format=schema)
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    await make(mode, provider, cascade, tools=tools)
+    assert models(provider) == [STRONG, "gpt-3.5-turbo"]

@@ -868,3 +868,15 @@ def test_report_money_is_plain_decimal_and_unknown_costs_leave_savings_unknown(
     assert "$0.0000*" in text and "100.0%" not in text and "?" in text
     page = render_html(unknown)
     assert "$0.00*" in page and "100.0%" not in page
+
+
+def test_a_time_is_never_a_bool_or_a_non_finite_number() -> None:
+    """``True`` or NaN as a report bound is a mistake, said as such, in every store."""
+    from costwise.ledger._ledger import to_timestamp
+
+    with pytest.raises(TypeError, match="not a date or time"):
+        to_timestamp(True)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            Ledger(MemoryStore()).report(since=bad)
+    assert to_timestamp(1767225600) == 1767225600.0

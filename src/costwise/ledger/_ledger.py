@@ -49,9 +49,16 @@ def to_timestamp(value: float | int | str | dt.datetime | dt.date | None) -> flo
     """Unix seconds from a number, a date (UTC midnight), a datetime (naive = UTC) or ISO text.
 
     Raises:
-        ValueError: the text is not an ISO date or datetime.
+        ValueError: the text is not an ISO date or datetime, or the number is not finite.
+        TypeError: a bool (``True`` is not a time).
     """
+    if isinstance(value, bool):
+        msg = f"not a date or time: {value!r}"
+        raise TypeError(msg)
     if value is None or isinstance(value, float | int):
+        if value is not None and not math.isfinite(value):
+            msg = f"not a date or time: {value!r} (a time must be a finite number of seconds)"
+            raise ValueError(msg)
         return None if value is None else float(value)
     if isinstance(value, str):
         try:

@@ -23,6 +23,7 @@ from .._streaming import (
 from ..pricing import PriceTable, Usage
 from ..typing import Flow
 from .checks import Check, CheckFlow, as_check, not_empty, run_check
+from .router import required_capabilities
 
 if TYPE_CHECKING:
     import tenacity
@@ -215,12 +216,20 @@ class Cascade:
         last_error: BaseException | None = None
         final: Any = None
         checked = False
-        last = len(self.tiers) - 1
-        start = self._start(call)
-        for i, tier in enumerate(self.tiers):
-            if i < start:
-                continue
-            if i > start and budget is not None:
+        # Tiers whose model lacks a capability the request needs (tools, structured
+        # outputs, images) are skipped, as the router never picks one: they would refuse it.
+        needs = required_capabilities(base.kwargs)
+        order = [
+            i
+            for i in range(self._start(call), len(self.tiers))
+            if not needs or self._capable(self.tiers[i].model, needs)
+        ]
+        if not order:  # no tier can take it: the call goes as the caller wrote it
+            return (yield call)
+        last = order[-1]
+        for i in order:
+            tier = self.tiers[i]
+            if i != order[0] and budget is not None:
                 estimate = self._estimate(base, tier.model, kept)
                 # spent: every entry of this call so far, the checks' side calls (a judge,
                 # extra samples) as well as the tiers
@@ -311,6 +320,10 @@ class Cascade:
         return resp
 
     # -- money -------------------------------------------------------------------------------
+
+    def _capable(self, model: str, needs: frozenset[str]) -> bool:
+        price = self._table().lookup(model)
+        return price is None or needs <= price.capabilities  # unknown: it cannot be judged
 
     def _table(self) -> PriceTable:
         if self._prices is None:  # used outside a client: fall back to the bundled prices
