@@ -251,6 +251,7 @@ def test_relative_times() -> None:
     assert parse_when("7d", now=now) == now - 7 * 86400
     assert parse_when("today", now=now) == to_timestamp("2026-11-20")
     assert parse_when("month", now=now) == to_timestamp("2026-11-01")
+    assert parse_when("1767225600") == 1767225600.0  # Unix seconds, as the API takes
 
 
 def test_installed_entry_point_runs(ledger: Path) -> None:

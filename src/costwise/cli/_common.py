@@ -36,6 +36,7 @@ EXIT_UNKNOWN_FIELD = 6
 EXIT_BAD_PRICES = 7
 EXIT_UNKNOWN_MODEL = 8
 
+_UNIX = re.compile(r"\d{9,}(\.\d+)?$")
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -49,7 +50,8 @@ class CliError(Exception):
 
 
 def parse_when(text: str | None, *, now: float | None = None) -> float | None:
-    """Unix seconds from ISO text, ``today``/``yesterday``/``month``, or an age (``7d``).
+    """Unix seconds from ISO text, ``today``/``yesterday``/``month``, an age (``7d``) or
+    Unix seconds themselves.
 
     Raises:
         CliError: the text is none of those (exit code 5).
@@ -72,6 +74,8 @@ def parse_when(text: str | None, *, now: float | None = None) -> float | None:
     m = _AGE.match(word)
     if m:
         return now - float(m.group(1)) * _SECONDS[m.group(2)]
+    if _UNIX.match(word):  # Unix seconds, as the API takes (9+ digits: never a YYYYMMDD date)
+        return float(word)
     try:
         return to_timestamp(text)
     except ValueError as exc:
