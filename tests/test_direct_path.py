@@ -326,9 +326,9 @@ def test_a_strict_price_table_refuses_unknown_models_before_sending(strategies: 
 def test_a_raw_streamed_chat_completion_is_estimated_with_one_warning() -> None:
     """A raw stream is read by the caller's own code: its entry estimates the prompt only,
     and the process is told so, once."""
-    from costwise import _meter
+    from costwise import _exceptions, _meter
 
-    _meter._raw_streams_warned.clear()  # the warning is once per process
+    _exceptions._warned_once.discard(_meter._RAW_STREAM)  # the warning is once per process
     http = httpx2.Client(transport=httpx2.MockTransport(FakeProvider()))
     with CostwiseClient(http_client=http, **_options([])) as client:
         raw = client.chat.completions.with_raw_response.create

@@ -99,7 +99,8 @@ def credential_scope(client: Any) -> str | None:
     return client_scope(key, client.base_url, *auth_headers(client.default_headers))
 
 
-_FINAL_AT = 17  # a row's `final` (see `costwise.ledger.FIELDS`); its baseline stays 0
+_FINAL = ROW_INDEX["final"]
+_COST = ROW_INDEX["cost_nanos"]
 
 
 class CallTrace:
@@ -193,12 +194,18 @@ class CallTrace:
             if self.finished:
                 if not self.has_final:  # nothing closed the call: this late entry does
                     self.has_final = True
-                    entry[_FINAL_AT] = True
+                    entry[_FINAL] = True  # its baseline stays 0: the call raised
                 return False
             if response is not None:
                 self._by_response[id(response)] = len(self.entries)
             self.entries.append(entry)
             return True
+
+    def cost_nanos(self) -> int:
+        """What this call has cost so far: the known costs of its entries (attempts, side
+        calls). Strategies that budget a call read it (`Cascade`'s ``max_budget_usd``)."""
+        with self._lock:
+            return sum(row[_COST] or 0 for row in self.entries)
 
     def entry_for(self, response: object) -> int | None:
         """Index of the entry whose upstream attempt produced `response`, if any."""

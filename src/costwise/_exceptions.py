@@ -20,6 +20,8 @@ The root subclasses :class:`openai.OpenAIError`, so code that already catches
 
 from __future__ import annotations
 
+import threading
+import warnings
 from decimal import Decimal
 
 import openai
@@ -123,3 +125,17 @@ class BatchError(CostwiseError):
 
 class CostwiseWarning(UserWarning):
     """A degraded mode: a fallback tokenizer, a cache outage, an estimated or unknown cost."""
+
+
+_warned_once: set[str] = set()
+_warned_once_lock = threading.Lock()
+
+
+def warn_once(key: str, message: str, *, stacklevel: int = 2) -> None:
+    """Issue `message` as a `CostwiseWarning` the first time `key` is seen in this process
+    (for limits of a kind of call, said once rather than on every call)."""
+    with _warned_once_lock:
+        if key in _warned_once:
+            return
+        _warned_once.add(key)
+    warnings.warn(message, CostwiseWarning, stacklevel=stacklevel + 1)

@@ -22,7 +22,7 @@ from openai import AsyncStream, Stream
 
 from ._call import Call, CallTrace
 from ._compat import raw_mode
-from ._exceptions import CostwiseWarning, UnknownModelError
+from ._exceptions import CostwiseWarning, UnknownModelError, warn_once
 from ._ids import new_id
 from ._streaming import AsyncCostwiseStream, CostwiseStream, asks_usage, assemble
 from .ledger import Ledger
@@ -80,12 +80,13 @@ _COST, _BASELINE, _FINAL, _DETAIL = 15, 16, 17, 22
 def _counts(usage: Any) -> _Counts | None:
     """The token counts of a response's ``usage`` (``None`` if it has none, or none to
     believe: the entry is then estimated from the texts)."""
-    counts = _sdk_counts(usage)
-    if counts is None:
-        found = Usage.from_openai(usage)
-        if found is None:
-            return None
-        counts = _counts_of(found)
+    counts = _sdk_counts(usage)  # believable counts, or None (it checks the bound too)
+    if counts is not None:
+        return counts
+    found = Usage.from_openai(usage)
+    if found is None:
+        return None
+    counts = _counts_of(found)
     if max(counts) > _MAX_TOKENS:
         warnings.warn(
             f"the server reported {max(counts):,} tokens for one call; not believed, the "
@@ -97,21 +98,19 @@ def _counts(usage: Any) -> _Counts | None:
     return counts
 
 
-_raw_streams_warned = threading.Event()
-
-
 def _raw_stream_seen() -> None:
     """Warn once per process: a raw streamed response is read by the caller's own code, so
     its entry can only estimate the prompt (its answer and usage chunk are never seen)."""
-    if not _raw_streams_warned.is_set():
-        _raw_streams_warned.set()
-        warnings.warn(
-            "a raw streamed chat completion (with_raw_response or with_streaming_response, "
-            "stream=True) is recorded with an estimate of its prompt only: costwise does not "
-            "see its answer. Iterate a plain stream=True response for exact usage",
-            CostwiseWarning,
-            stacklevel=6,
-        )
+    warn_once(
+        _RAW_STREAM,
+        "a raw streamed chat completion (with_raw_response or with_streaming_response, "
+        "stream=True) is recorded with an estimate of its prompt only: costwise does not see "
+        "its answer. Iterate a plain stream=True response for exact usage",
+        stacklevel=6,
+    )
+
+
+_RAW_STREAM = "raw streamed chat completion"
 
 
 def _background_view(kwargs: dict[str, Any], resp: Any) -> Any:

@@ -12,8 +12,6 @@ calls, and streaming an existing response by its id.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, overload
@@ -23,7 +21,7 @@ from openai.resources.responses import AsyncResponses, Responses
 from typing_extensions import Unpack, override
 
 from ._compat import raw_mode
-from ._exceptions import CostwiseWarning
+from ._exceptions import warn_once
 
 if TYPE_CHECKING:
     from openai import AsyncStream, Stream
@@ -41,21 +39,14 @@ __all__ = [
     "responses_messages",
 ]
 
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
-
 
 def _unrecorded(what: str) -> None:
     """Warn once per process that a kind of call passes through without a ledger entry."""
-    with _warned_lock:
-        if what in _warned:
-            return
-        _warned.add(what)
-    warnings.warn(
+    warn_once(
+        f"unrecorded: {what}",
         f"costwise does not record {what} in the ledger yet; the call passes through "
         f"unchanged (chat completions, embeddings and new Responses API responses are "
         f"recorded)",
-        CostwiseWarning,
         stacklevel=4,
     )
 

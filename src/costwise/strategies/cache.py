@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import warnings
-import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -47,21 +46,14 @@ _PARSED: Any = {"choices": {"__all__": {"message": {"parsed"}}}}
 # same request sent plain is always answered with one: stored with this mark (the JSON
 # stays one object), it is served only to streams that ask no usage (see `fits`).
 _WITHOUT_USAGE_MARK = b'{"x_costwise_streamed_without_usage":true,'
-_WITHOUT_USAGE: dict[int, weakref.ref[ChatCompletion]] = {}  # models are not hashable
 
 
-def _decode(raw: bytes) -> ChatCompletion:
+def _decode(raw: bytes) -> tuple[ChatCompletion, bool]:
+    """A stored entry: the completion, and whether it came from a stream without usage."""
     if raw.startswith(_WITHOUT_USAGE_MARK):
-        completion = ChatCompletion.model_validate_json(b"{" + raw[len(_WITHOUT_USAGE_MARK) :])
-        key = id(completion)
-        _WITHOUT_USAGE[key] = weakref.ref(completion, lambda _ref: _WITHOUT_USAGE.pop(key, None))
-        return completion
-    return ChatCompletion.model_validate_json(raw)
-
-
-def _streamed_without_usage(completion: ChatCompletion) -> bool:
-    ref = _WITHOUT_USAGE.get(id(completion))
-    return ref is not None and ref() is completion
+        body = b"{" + raw[len(_WITHOUT_USAGE_MARK) :]
+        return ChatCompletion.model_validate_json(body), True
+    return ChatCompletion.model_validate_json(raw), False
 
 
 def _warn(message: str) -> None:
@@ -186,9 +178,10 @@ class ResponseCache:
         except UncacheableRequest as exc:
             logger.debug("cache bypass: %s", exc)
             return None
-        hit = self._lookup(key)
-        if hit is None or _streamed_without_usage(hit):  # a plain call gets usage upstream
+        found = self._lookup(key)
+        if found is None or found[1]:  # streamed without usage: a plain call gets it upstream
             return Express(key)
+        hit = found[0]
         messages = kwargs.get("messages", ())
         model = str(kwargs.get("model", ""))
         completion = self._priced(messages, model, hit)
@@ -208,8 +201,8 @@ class ResponseCache:
         # the sync client, from a worker thread by the async one (the loop keeps running).
         blocking = self.blocking
         if looked_up is None and not call.options.get("cache_refresh"):
-            hit = (yield Blocking(self._lookup, key)) if blocking else self._lookup(key)
-            served = None if hit is None else self._serve(call, key, hit)
+            found = (yield Blocking(self._lookup, key)) if blocking else self._lookup(key)
+            served = None if found is None else self._serve(call, key, *found)
             if served is not None:
                 logger.debug("cache: hit %s for %s", key[:12], call.feature)
                 return served
@@ -245,12 +238,14 @@ class ResponseCache:
             logger.debug("cache bypass: %s", exc)
             return None
 
-    def _lookup(self, key: str) -> ChatCompletion | None:
+    def _lookup(self, key: str) -> tuple[ChatCompletion, bool] | None:
         return read_entry(self.store, key, _decode, "response cache")
 
-    def _serve(self, call: Call, key: str, completion: ChatCompletion) -> Any:
+    def _serve(
+        self, call: Call, key: str, completion: ChatCompletion, without_usage: bool = False
+    ) -> Any:
         """The hit as the caller asked for it, or ``None`` if the entry cannot give it."""
-        if not fits(call, completion, has_usage=not _streamed_without_usage(completion)):
+        if not fits(call, completion, has_usage=not without_usage):
             return None
         try:
             response = serve(call, completion)

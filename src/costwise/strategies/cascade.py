@@ -76,7 +76,6 @@ def _default_retry(escalate_on: tuple[type[BaseException], ...]) -> tenacity.Ret
     )
 
 
-_COST = 15  # a ledger row's cost_nanos (see `costwise.ledger.FIELDS`)
 _NANOS_PER_USD = Decimal(10**9)
 
 
@@ -233,7 +232,8 @@ class Cascade:
                 estimate = self._estimate(base, tier.model, kept)
                 # spent: every entry of this call so far, the checks' side calls (a judge,
                 # extra samples) as well as the tiers
-                if estimate is not None and self._spent(call) + estimate > budget:
+                spent = Decimal(call.trace.cost_nanos()) / _NANOS_PER_USD
+                if estimate is not None and spent + estimate > budget:
                     logger.debug("cascade: budget stops escalation before tier %d", i)
                     call.trace.act(self.name, budget_stop=i)
                     if kept is not None:
@@ -329,13 +329,6 @@ class Cascade:
         if self._prices is None:  # used outside a client: fall back to the bundled prices
             self._prices = PriceTable.default()
         return self._prices
-
-    @staticmethod
-    def _spent(call: Call) -> Decimal:
-        """What this call has cost so far: its ledger entries' known costs."""
-        with call.trace._lock:
-            nanos = sum(row[_COST] or 0 for row in call.trace.entries)
-        return Decimal(nanos) / _NANOS_PER_USD
 
     def _estimate(self, call: Call, model: str, previous: Any) -> Decimal | None:
         """What the next tier will probably cost: counted prompt, expected output."""
